@@ -1,0 +1,170 @@
+// Package plan is the one contract between the generator (render) and the
+// first-boot agent (cmd/hardbake-firstboot). It holds types only, plus the
+// canonical encoding and digest, and imports nothing beyond the standard
+// library's encoding/json and crypto/sha256 so the agent stays tiny.
+//
+// The generator decides *what* the machine must look like (file contents,
+// expected effective values); the agent decides *how* on the machine it runs
+// on (socket vs service activation, nft vs iptables), validates, switches,
+// verifies and rolls back.
+package plan
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+)
+
+// Version is the plan format version. The agent refuses plans of another version.
+const Version = 1
+
+// Well-known paths on the target machine.
+const (
+	AgentPath  = "/usr/local/sbin/hardbake-firstboot"
+	StateDir   = "/var/lib/hardbake"
+	PlanPath   = StateDir + "/plan.json"
+	ReportPath = StateDir + "/report.json"
+)
+
+// Plan is everything the agent applies on one machine.
+type Plan struct {
+	Version    int    `json:"version"`
+	Profile    string `json:"profile"`
+	InstanceID string `json:"instance_id"`
+
+	SSH      SSH       `json:"ssh"`
+	Accounts Accounts  `json:"accounts"`
+	Firewall *Firewall `json:"firewall,omitempty"`
+	Fail2ban *Fail2ban `json:"fail2ban,omitempty"`
+	Updates  *Updates  `json:"updates,omitempty"`
+	Sysctl   *Sysctl   `json:"sysctl,omitempty"`
+}
+
+// File is one configuration file the agent owns. Content is the whole file.
+type File struct {
+	Path    string `json:"path"`
+	Content string `json:"content"`
+	Mode    uint32 `json:"mode"`  // permission bits, e.g. 0o644
+	Owner   string `json:"owner"` // "user:group", e.g. "root:root"
+}
+
+// SSH moves and hardens the OpenSSH server.
+type SSH struct {
+	// Port is the port sshd must listen on after hardening.
+	Port int `json:"port"`
+	// DropIn is the sshd_config.d file; its name sorts before cloud-init's
+	// 50-cloud-init.conf because sshd takes the first value it reads.
+	DropIn File `json:"drop_in"`
+	// SocketDropIn is the ssh.socket override used only where SSH is
+	// socket-activated with ListenStream= in the unit (Ubuntu 22.10–23.10):
+	// an empty ListenStream= reset line, then the new port. Where the socket
+	// is generated from sshd_config (Ubuntu 24.04+) the agent does not write
+	// it and runs daemon-reload plus a socket restart instead.
+	SocketDropIn File `json:"socket_drop_in"`
+	// Expect maps `sshd -T` keywords (lower case) to the values the
+	// effective configuration must show, e.g. "port": "50022".
+	Expect map[string]string `json:"expect"`
+}
+
+// Accounts covers the admin user and root.
+type Accounts struct {
+	// Admin is the user cloud-init creates with the order's keys; the agent
+	// verifies it exists, has an authorized key and passwordless or password
+	// sudo as the profile says, and never touches its keys.
+	Admin string `json:"admin"`
+	// LockRootPassword: `usermod -L root` (root keeps no usable password).
+	LockRootPassword bool `json:"lock_root_password"`
+}
+
+// Firewall is a default-deny inbound firewall for IPv4 and IPv6.
+type Firewall struct {
+	// Backend is "auto" (nft when present, else iptables), "nftables" or "iptables".
+	Backend string `json:"backend"`
+	// Nftables is the complete ruleset, written to /etc/nftables.conf and
+	// made persistent by enabling nftables.service.
+	Nftables File `json:"nftables"`
+	// IPTablesV4 and IPTablesV6 are iptables-restore files (rules.v4/v6).
+	IPTablesV4 File `json:"iptables_v4"`
+	IPTablesV6 File `json:"iptables_v6"`
+	// IPTablesUnit restores the iptables files at boot, ordered before
+	// network-pre.target, for images without iptables-persistent.
+	IPTablesUnit File `json:"iptables_unit"`
+	// Allow lists what the loaded ruleset must accept, for verification.
+	// It always includes the SSH port.
+	Allow []Port `json:"allow"`
+}
+
+// Port is a port and protocol ("tcp" or "udp").
+type Port struct {
+	Port  int    `json:"port"`
+	Proto string `json:"proto"`
+}
+
+// Fail2ban configures fail2ban. JailLocal is written at the early stage
+// (fail2ban reads it when the package arrives); the late stage restarts
+// fail2ban and verifies the jails.
+type Fail2ban struct {
+	JailLocal File `json:"jail_local"`
+	// Jails maps each enabled jail to the port(s) it must protect, as
+	// fail2ban-client reports them, e.g. "sshd": "50022".
+	Jails map[string]string `json:"jails"`
+}
+
+// Updates configures unattended security upgrades.
+type Updates struct {
+	Files []File `json:"files"`
+	// Unattended: the late stage verifies unattended-upgrades is installed
+	// and its apt timers are enabled.
+	Unattended bool `json:"unattended"`
+}
+
+// Sysctl is a sysctl.d drop-in applied with `sysctl -p FILE`.
+type Sysctl struct {
+	File File `json:"file"`
+	// Expect maps sysctl keys to the values `sysctl -n` must print.
+	Expect map[string]string `json:"expect"`
+}
+
+// Encode returns the canonical encoding of p: compact JSON, keys in struct
+// order (maps sorted by encoding/json), one trailing newline. The digest is
+// taken over exactly these bytes.
+func Encode(p *Plan) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(p); err != nil {
+		return nil, fmt.Errorf("encode plan: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Digest is the lowercase hex sha256 of data.
+func Digest(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// Decode parses a plan, rejecting unknown fields and other versions.
+// If wantDigest is not empty the data must hash to it.
+func Decode(data []byte, wantDigest string) (*Plan, error) {
+	if wantDigest != "" {
+		if got := Digest(data); got != wantDigest {
+			return nil, fmt.Errorf("plan digest mismatch: got sha256 %s, want %s", got, wantDigest)
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var p Plan
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("decode plan: %w", err)
+	}
+	if p.Version != Version {
+		return nil, fmt.Errorf("plan version %d is not supported (want %d)", p.Version, Version)
+	}
+	if p.SSH.Port < 1 || p.SSH.Port > 65535 {
+		return nil, fmt.Errorf("plan: ssh.port %d out of range", p.SSH.Port)
+	}
+	return &p, nil
+}
