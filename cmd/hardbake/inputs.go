@@ -1,0 +1,233 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"hardbake.dev/hardbake/config"
+	"hardbake.dev/hardbake/render"
+	"hardbake.dev/hardbake/templates"
+)
+
+// inputFlags are the flags render and iso share: profile, order, agent.
+type inputFlags struct {
+	profile     string
+	order       string
+	hostname    string
+	instanceID  string
+	adminUser   string
+	keyFiles    []string
+	keys        []string
+	sshPort     int
+	allow       []string
+	agent       string
+	arch        string
+	agentBinary string
+	agentSHA256 string
+}
+
+func (f *inputFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.profile, "profile", "baseline", "built-in profile `NAME` or profile FILE")
+	fs.StringVar(&f.order, "order", "", "order `FILE` (YAML or JSON)")
+	fs.StringVar(&f.hostname, "hostname", "", "hostname (overrides the order)")
+	fs.StringVar(&f.instanceID, "instance-id", "", "cloud-init instance-id (default: derived from the order)")
+	fs.StringVar(&f.adminUser, "admin-user", "", "admin user name (overrides the order)")
+	fs.StringArrayVar(&f.keyFiles, "ssh-key-file", nil, "file of SSH public keys for the admin (repeatable)")
+	fs.StringArrayVar(&f.keys, "ssh-key", nil, "SSH public key line for the admin (repeatable)")
+	fs.IntVar(&f.sshPort, "ssh-port", 0, "SSH port (overrides the order and the profile)")
+	fs.StringArrayVar(&f.allow, "allow", nil, "extra inbound `PORT[/tcp|/udp]` (repeatable)")
+	fs.StringVar(&f.agent, "agent", "seed", "where the machine gets the agent: seed, url=URL or embed")
+	fs.StringVar(&f.arch, "arch", "amd64", "target architecture: amd64 or arm64")
+	fs.StringVar(&f.agentBinary, "agent-binary", "", "agent binary `PATH` (default: hardbake-firstboot-linux-ARCH beside hardbake)")
+	fs.StringVar(&f.agentSHA256, "agent-sha256", "", "sha256 of the agent at --agent url=URL when no binary is at hand")
+}
+
+// inputs is what render and iso work from.
+type inputs struct {
+	profile     *config.Profile
+	machine     *config.Machine
+	agent       render.Agent
+	agentBinary []byte // nil with --agent url and --agent-sha256
+}
+
+func (f *inputFlags) load(fs *pflag.FlagSet) (*inputs, error) {
+	if fs.NArg() > 0 {
+		return nil, usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	p, profErr := loadProfile(f.profile)
+	order, src, orderErr := f.loadOrder(fs)
+	if err := config.Join(profErr, orderErr); err != nil {
+		return nil, err
+	}
+	m, err := order.Resolve(p, src)
+	if err != nil {
+		return nil, err
+	}
+	in := &inputs{profile: p, machine: m}
+	if err := f.loadAgent(in); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// loadProfile reads a built-in profile by name, or a profile file.
+func loadProfile(ref string) (*config.Profile, error) {
+	if data, ok := templates.Profile(ref); ok && !strings.ContainsAny(ref, "/.") {
+		return config.DecodeProfile("builtin:"+ref, data)
+	}
+	data, err := os.ReadFile(ref)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, usagef("--profile: %q is neither a built-in profile (%s) nor a file", ref, strings.Join(templates.ProfileNames(), ", "))
+		}
+		return nil, fmt.Errorf("read profile: %w", err)
+	}
+	return config.DecodeProfile(ref, data)
+}
+
+// loadOrder reads the order file, if any, then applies the flags over it.
+func (f *inputFlags) loadOrder(fs *pflag.FlagSet) (*config.Order, *config.Source, error) {
+	order, src := &config.Order{}, config.NewSource("")
+	if f.order != "" {
+		data, err := os.ReadFile(f.order)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, nil, usagef("--order: %v", err)
+			}
+			return nil, nil, fmt.Errorf("read order: %w", err)
+		}
+		if order, src, err = config.DecodeOrder(f.order, data); err != nil {
+			return nil, nil, err
+		}
+	}
+	set := func(flag, path string, apply func()) {
+		if fs.Changed(flag) {
+			apply()
+			src.SetFlag(path, "--"+flag)
+		}
+	}
+	set("hostname", "hostname", func() { order.Hostname = f.hostname })
+	set("instance-id", "instance_id", func() { order.InstanceID = f.instanceID })
+	set("admin-user", "admin_user", func() { order.AdminUser = f.adminUser })
+	set("ssh-port", "ssh_port", func() { order.SSHPort = f.sshPort })
+	if len(f.allow) > 0 {
+		order.Allow = f.allow
+		for i := range f.allow {
+			src.SetFlag(fmt.Sprintf("allow[%d]", i), "--allow")
+		}
+	}
+	if len(f.keys) > 0 || len(f.keyFiles) > 0 {
+		var keys []string
+		var errs []error
+		for _, file := range f.keyFiles {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				errs = append(errs, usagef("--ssh-key-file: %v", err))
+				continue
+			}
+			k, err := config.ParseKeyFile(file, data)
+			errs = append(errs, err)
+			keys = append(keys, k...)
+		}
+		if err := joinErrors(errs); err != nil {
+			return nil, nil, err
+		}
+		for i := range f.keys {
+			src.SetFlag(fmt.Sprintf("ssh_keys[%d]", len(keys)+i), "--ssh-key")
+		}
+		order.SSHKeys = append(keys, f.keys...)
+	}
+	if f.order == "" {
+		src.SetFlag("hostname", "--hostname")
+		src.SetFlag("ssh_keys", "--ssh-key")
+	}
+	return order, src, nil
+}
+
+func joinErrors(errs []error) error {
+	for _, err := range errs {
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return err
+		}
+	}
+	return config.Join(errs...)
+}
+
+// loadAgent finds the agent binary and describes how the machine gets it.
+func (f *inputFlags) loadAgent(in *inputs) error {
+	kind, url, _ := strings.Cut(f.agent, "=")
+	switch render.AgentKind(kind) {
+	case render.AgentSeed, render.AgentEmbed:
+		if url != "" {
+			return usagef("--agent: %s takes no value", kind)
+		}
+	case render.AgentURL:
+		if reason := checkAgentURL(url); reason != "" {
+			return usagef("--agent: %s", reason)
+		}
+	default:
+		return usagef("--agent: %q is not seed, url=URL or embed", f.agent)
+	}
+	if f.arch != "amd64" && f.arch != "arm64" {
+		return usagef("--arch: %q is not amd64 or arm64", f.arch)
+	}
+	if render.AgentKind(kind) == render.AgentURL && f.agentSHA256 != "" && f.agentBinary == "" {
+		in.agent = render.Agent{Kind: render.AgentURL, Arch: f.arch, URL: url, SHA256: strings.ToLower(f.agentSHA256)}
+		return nil
+	}
+	path, err := agentPath(f.agentBinary, f.arch)
+	if err != nil {
+		return err
+	}
+	bin, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read agent binary: %w", err)
+	}
+	in.agentBinary = bin
+	in.agent = render.NewAgent(render.AgentKind(kind), f.arch, bin, url)
+	if f.agentSHA256 != "" && !strings.EqualFold(f.agentSHA256, in.agent.SHA256) {
+		return usagef("--agent-sha256: %s does not match %s (sha256 %s)", f.agentSHA256, path, in.agent.SHA256)
+	}
+	return nil
+}
+
+// agentPath finds the agent: --agent-binary, else $HARDBAKE_AGENT_DIR, else
+// beside the hardbake executable (where `make build` puts both).
+func agentPath(explicit, arch string) (string, error) {
+	if explicit != "" {
+		return explicit, nil
+	}
+	name := render.SeedName(arch)
+	var tried []string
+	if dir := os.Getenv("HARDBAKE_AGENT_DIR"); dir != "" {
+		tried = append(tried, filepath.Join(dir, name))
+	}
+	if exe, err := os.Executable(); err == nil {
+		tried = append(tried, filepath.Join(filepath.Dir(exe), name))
+	}
+	for _, p := range tried {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("agent binary %s not found (looked in: %s); run `make build` or pass --agent-binary", name, strings.Join(tried, ", "))
+}
+
+// checkAgentURL allows https, and plain http for a local mirror; the pinned
+// sha256 protects the binary either way.
+func checkAgentURL(u string) string {
+	if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		return fmt.Sprintf("url=%q must be an https (or local http) URL", u)
+	}
+	if strings.ContainsFunc(u, func(r rune) bool { return r <= ' ' || r > '~' }) {
+		return fmt.Sprintf("url=%q contains spaces or control characters", u)
+	}
+	return ""
+}

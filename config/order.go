@@ -1,0 +1,193 @@
+package config
+
+import (
+	"bytes"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Order is the data of one VPS order. It is read from YAML or JSON (JSON is
+// YAML) and can be overridden by command-line flags.
+type Order struct {
+	Hostname          string   `yaml:"hostname" doc:"Hostname (RFC 1123)." required:"true"`
+	InstanceID        string   `yaml:"instance_id" doc:"cloud-init instance-id; derived from the order when absent."`
+	AdminUser         string   `yaml:"admin_user" doc:"Admin user name; the profile's admin.name when absent."`
+	AdminPasswordHash string   `yaml:"admin_password_hash" doc:"crypt(3) hash of the admin's sudo password; only with admin.sudo: password."`
+	SSHKeys           []string `yaml:"ssh_keys" doc:"The admin's SSH public keys, one authorized_keys line each." required:"true"`
+	SSHPort           int      `yaml:"ssh_port" doc:"SSH port for this machine, overriding the profile's."`
+	Allow             []string `yaml:"allow" doc:"Extra inbound ports, PORT[/tcp|/udp]."`
+}
+
+// Machine is a validated order resolved against a profile: everything the
+// generator needs to know about one VPS.
+type Machine struct {
+	Hostname          string
+	InstanceID        string
+	AdminUser         string
+	AdminPasswordHash string
+	Keys              []AuthorizedKey
+	SSHPort           int // 0: take the profile's
+	Allow             []Service
+}
+
+// AuthorizedKey is one validated SSH public key.
+type AuthorizedKey struct {
+	Line        string // the authorized_keys line exactly as given (trimmed)
+	Type        string
+	Fingerprint string // SHA256:…
+}
+
+// DecodeOrder decodes an order document without validating it, so flags can
+// still override values; call Resolve afterwards.
+func DecodeOrder(file string, data []byte) (*Order, *Source, error) {
+	var o Order
+	src, err := decodeStrict(file, data, &o)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &o, src, nil
+}
+
+// Resolve validates the order against the profile and returns the machine.
+func (o *Order) Resolve(p *Profile, src *Source) (*Machine, error) {
+	if src == nil {
+		src = NewSource("")
+	}
+	e := &errList{src: src}
+	m := &Machine{
+		Hostname:          o.Hostname,
+		AdminUser:         o.AdminUser,
+		AdminPasswordHash: o.AdminPasswordHash,
+		SSHPort:           o.SSHPort,
+	}
+	if o.Hostname == "" {
+		e.add("hostname", "required (set it in the order or with --hostname)")
+	} else if reason := checkHostname(o.Hostname); reason != "" {
+		e.add("hostname", "%s", reason)
+	}
+	if m.AdminUser == "" {
+		m.AdminUser = p.Admin.Name
+	} else if reason := checkUserName(m.AdminUser); reason != "" {
+		e.add("admin_user", "%s", reason)
+	}
+	switch {
+	case p.Admin.Sudo == "password" && o.AdminPasswordHash == "":
+		e.add("admin_password_hash", "required: the profile's admin.sudo is password")
+	case o.AdminPasswordHash != "" && !pwHashRE.MatchString(o.AdminPasswordHash):
+		e.add("admin_password_hash", "must be a crypt(3) hash ($6$…, $y$…), never a plain password")
+	}
+	if len(o.SSHKeys) == 0 {
+		e.add("ssh_keys", "at least one SSH public key is required (--ssh-key or --ssh-key-file)")
+	}
+	for i, line := range o.SSHKeys {
+		k, reason := ParseAuthorizedKey(line)
+		if reason != "" {
+			e.add(fmt.Sprintf("ssh_keys[%d]", i), "%s", reason)
+			continue
+		}
+		m.Keys = append(m.Keys, k)
+	}
+	if o.SSHPort != 0 {
+		if reason := checkSSHPort(o.SSHPort); reason != "" {
+			e.add("ssh_port", "%s", reason)
+		}
+	}
+	for i, a := range o.Allow {
+		svc, reason := parsePortProto(a)
+		if reason != "" {
+			e.add(fmt.Sprintf("allow[%d]", i), "%s", reason)
+			continue
+		}
+		m.Allow = append(m.Allow, svc)
+	}
+	if o.InstanceID != "" {
+		if reason := checkInstanceID(o.InstanceID); reason != "" {
+			e.add("instance_id", "%s", reason)
+		}
+		m.InstanceID = o.InstanceID
+	}
+	if err := e.err(); err != nil {
+		return nil, err
+	}
+	if m.InstanceID == "" {
+		m.InstanceID = deriveInstanceID(m)
+	}
+	return m, nil
+}
+
+// deriveInstanceID makes a stable instance-id from what identifies the
+// order, so re-rendering the same order gives the same seed.
+func deriveInstanceID(m *Machine) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "hardbake-instance\x00%s\x00%s\x00", m.Hostname, m.AdminUser)
+	for _, k := range m.Keys {
+		fmt.Fprintf(h, "%s\x00", k.Fingerprint)
+	}
+	return "hb-" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// ParseAuthorizedKey validates one public key line: a single key, no
+// options, no certificates, no DSA, RSA of at least 2048 bits.
+func ParseAuthorizedKey(line string) (AuthorizedKey, string) {
+	line = strings.TrimSpace(line)
+	if strings.ContainsFunc(line, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+		return AuthorizedKey{}, "must be a single authorized_keys line without control characters"
+	}
+	pub, _, options, rest, err := ssh.ParseAuthorizedKey([]byte(line))
+	if err != nil {
+		return AuthorizedKey{}, fmt.Sprintf("not an SSH public key: %v", err)
+	}
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return AuthorizedKey{}, "must hold exactly one key"
+	}
+	if len(options) != 0 {
+		return AuthorizedKey{}, "authorized_keys options are not supported; give the bare key"
+	}
+	if _, isCert := pub.(*ssh.Certificate); isCert {
+		return AuthorizedKey{}, "certificates are not supported; give the public key"
+	}
+	switch pub.Type() {
+	case ssh.KeyAlgoDSA:
+		return AuthorizedKey{}, "DSA keys are refused (broken and disabled in OpenSSH); use ed25519"
+	case ssh.KeyAlgoRSA:
+		rsaKey, ok := pub.(ssh.CryptoPublicKey).CryptoPublicKey().(*rsa.PublicKey)
+		if !ok || rsaKey.N.BitLen() < 2048 {
+			bits := 0
+			if ok {
+				bits = rsaKey.N.BitLen()
+			}
+			return AuthorizedKey{}, fmt.Sprintf("RSA key of %d bits is refused (at least 2048; ed25519 preferred)", bits)
+		}
+	}
+	return AuthorizedKey{Line: line, Type: pub.Type(), Fingerprint: ssh.FingerprintSHA256(pub)}, ""
+}
+
+// ParseKeyFile reads an authorized_keys-style file: one key a line, blank
+// lines and # comments skipped. Errors name file:line.
+func ParseKeyFile(file string, data []byte) ([]string, error) {
+	var keys []string
+	e := &errList{}
+	for i, line := range strings.Split(string(data), "\n") {
+		t := strings.TrimSpace(line)
+		if t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		if _, reason := ParseAuthorizedKey(t); reason != "" {
+			e.errs = append(e.errs, &FieldError{File: file, Pos: Pos{Line: i + 1, Col: 1}, Reason: reason})
+			continue
+		}
+		keys = append(keys, t)
+	}
+	if len(keys) == 0 && len(e.errs) == 0 {
+		e.errs = append(e.errs, &FieldError{File: file, Reason: "no SSH public key in file"})
+	}
+	if err := e.err(); err != nil {
+		return nil, err
+	}
+	return keys, nil
+}

@@ -1,0 +1,227 @@
+package render
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"fmt"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"hardbake.dev/hardbake/config"
+	"hardbake.dev/hardbake/plan"
+	"hardbake.dev/hardbake/templates"
+)
+
+// cloudConfig is the #cloud-config document. Field order is output order.
+type cloudConfig struct {
+	Bootcmd        []any       `yaml:"bootcmd"`
+	Users          []user      `yaml:"users"`
+	DisableRoot    bool        `yaml:"disable_root"`
+	SSHPwauth      bool        `yaml:"ssh_pwauth"`
+	WriteFiles     []writeFile `yaml:"write_files,omitempty"`
+	Apt            *aptConfig  `yaml:"apt,omitempty"`
+	PackageUpdate  bool        `yaml:"package_update"`
+	PackageUpgrade bool        `yaml:"package_upgrade"`
+	Packages       []string    `yaml:"packages,omitempty"`
+	Runcmd         [][]string  `yaml:"runcmd"`
+}
+
+type user struct {
+	Name              string   `yaml:"name"`
+	Shell             string   `yaml:"shell"`
+	Groups            []string `yaml:"groups,omitempty"`
+	Sudo              string   `yaml:"sudo"`
+	LockPasswd        bool     `yaml:"lock_passwd"`
+	Passwd            string   `yaml:"passwd,omitempty"`
+	SSHAuthorizedKeys []string `yaml:"ssh_authorized_keys"`
+}
+
+type writeFile struct {
+	Path        string `yaml:"path"`
+	Content     string `yaml:"content"`
+	Owner       string `yaml:"owner"`
+	Permissions string `yaml:"permissions"`
+}
+
+type aptConfig struct {
+	PreserveSourcesList bool   `yaml:"preserve_sources_list"`
+	SourcesList         string `yaml:"sources_list"`
+}
+
+type metaData struct {
+	InstanceID    string `yaml:"instance-id"`
+	LocalHostname string `yaml:"local-hostname"`
+}
+
+const (
+	mirrorKeyPath  = "/etc/apt/keyrings/hardbake-mirror.asc"
+	embeddedAgent  = "/run/hardbake-firstboot.gz"
+	maxArgBytes    = 128 * 1024 // Linux MAX_ARG_STRLEN: one argv string
+	embedLineWidth = 76
+)
+
+func userData(p *config.Profile, m *config.Machine, a Agent, planJSON []byte, digest string) ([]byte, error) {
+	if len(planJSON) >= maxArgBytes {
+		return nil, fmt.Errorf("plan is %d bytes, over the %d-byte limit of one command-line argument", len(planJSON), maxArgBytes)
+	}
+	cc := cloudConfig{
+		DisableRoot:    true,
+		SSHPwauth:      false,
+		PackageUpdate:  config.Bool(p.Updates.UpgradeOnFirstBoot, true) || len(packages(p)) > 0,
+		PackageUpgrade: config.Bool(p.Updates.UpgradeOnFirstBoot, true),
+		Packages:       packages(p),
+		Runcmd: [][]string{{plan.AgentPath, "apply", "--stage", "late",
+			"--plan", plan.PlanPath, "--plan-sha256", digest}},
+	}
+
+	// The agent's launcher is the first bootcmd entry: it runs before sshd
+	// starts. Data travels as arguments, never spliced into the script.
+	source := a.Source()
+	if a.Kind == AgentEmbed {
+		chunk, err := embedChunk(a.Binary)
+		if err != nil {
+			return nil, err
+		}
+		cc.Bootcmd = append(cc.Bootcmd, chunk)
+		source = embeddedAgent
+	}
+	cc.Bootcmd = append(cc.Bootcmd, []string{"sh", "-c", templates.Bootcmd(), "hardbake-firstboot",
+		string(a.Kind), source, a.SHA256, string(planJSON), digest})
+
+	u := user{
+		Name:              m.AdminUser,
+		Shell:             p.Admin.Shell,
+		Groups:            p.Admin.Groups,
+		Sudo:              "ALL=(ALL) NOPASSWD:ALL",
+		LockPasswd:        true,
+		SSHAuthorizedKeys: make([]string, len(m.Keys)),
+	}
+	if p.Admin.Sudo == "password" {
+		u.Sudo, u.LockPasswd, u.Passwd = "ALL=(ALL) ALL", false, m.AdminPasswordHash
+	}
+	for i, k := range m.Keys {
+		u.SSHAuthorizedKeys[i] = k.Line
+	}
+	cc.Users = []user{u}
+
+	if mir := p.Updates.Mirror; mir != nil {
+		sd := sourcesData{Profile: p.Metadata.Name, URL: mir.URL, Suites: mir.Suites, Components: mir.Components}
+		if mir.Key != "" {
+			sd.KeyPath = mirrorKeyPath
+			// write_files runs in the init stage, before apt is configured.
+			cc.WriteFiles = append(cc.WriteFiles, writeFile{Path: mirrorKeyPath,
+				Content: strings.TrimSpace(mir.Key) + "\n", Owner: "root:root", Permissions: "0644"})
+		}
+		list, err := templates.Render("sources.list.tmpl", sd)
+		if err != nil {
+			return nil, err
+		}
+		cc.Apt = &aptConfig{PreserveSourcesList: false, SourcesList: list}
+	}
+
+	var buf bytes.Buffer
+	buf.WriteString("#cloud-config\n")
+	fmt.Fprintf(&buf, "# hardbake: profile %s, instance %s, plan sha256 %s\n", p.Metadata.Name, m.InstanceID, digest)
+	if err := marshalTo(&buf, cc); err != nil {
+		return nil, fmt.Errorf("user-data: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// packages lists what the machine installs at first boot, in a fixed order.
+func packages(p *config.Profile) []string {
+	var pkgs []string
+	if config.Bool(p.Firewall.Enabled, true) {
+		if p.Firewall.Backend == "iptables" {
+			pkgs = append(pkgs, "iptables")
+		} else {
+			pkgs = append(pkgs, "nftables")
+		}
+	}
+	if config.Bool(p.Fail2ban.Enabled, true) {
+		// python3-systemd: fail2ban's journal backend (Debian 12 has no auth.log).
+		pkgs = append(pkgs, "fail2ban", "python3-systemd")
+	}
+	if config.Bool(p.Updates.Unattended.Enabled, true) {
+		pkgs = append(pkgs, "unattended-upgrades")
+	}
+	return appendUnique(pkgs, p.Packages...)
+}
+
+// embedChunk is a bootcmd entry that unpacks the gzip'd agent from a
+// here-document. Only base64 text is spliced in, and base64 has no
+// character the shell or the here-document delimiter treats specially.
+func embedChunk(binary []byte) (string, error) {
+	gz, err := gzipBytes(binary)
+	if err != nil {
+		return "", err
+	}
+	b64 := base64.StdEncoding.EncodeToString(gz)
+	var b strings.Builder
+	fmt.Fprintf(&b, "base64 -d > %s <<'HARDBAKE_AGENT'\n", embeddedAgent)
+	for len(b64) > embedLineWidth {
+		b.WriteString(b64[:embedLineWidth])
+		b.WriteByte('\n')
+		b64 = b64[embedLineWidth:]
+	}
+	b.WriteString(b64)
+	b.WriteString("\nHARDBAKE_AGENT\n")
+	return b.String(), nil
+}
+
+// gzipBytes compresses deterministically: no name, no timestamp.
+func gzipBytes(data []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(data); err != nil {
+		return nil, fmt.Errorf("gzip agent: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("gzip agent: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func marshalTo(buf *bytes.Buffer, v any) error {
+	enc := yaml.NewEncoder(buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	return enc.Close()
+}
+
+func metaDataDoc(m *config.Machine) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := marshalTo(&buf, metaData{InstanceID: m.InstanceID, LocalHostname: m.Hostname}); err != nil {
+		return nil, fmt.Errorf("meta-data: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// networkConfigDoc is a version 2 network config: DHCP on every Ethernet
+// interface, IPv4 and IPv6.
+func networkConfigDoc() ([]byte, error) {
+	type match struct {
+		Name string `yaml:"name"`
+	}
+	type ethernet struct {
+		Match match `yaml:"match"`
+		DHCP4 bool  `yaml:"dhcp4"`
+		DHCP6 bool  `yaml:"dhcp6"`
+	}
+	doc := struct {
+		Version   int                 `yaml:"version"`
+		Ethernets map[string]ethernet `yaml:"ethernets"`
+	}{2, map[string]ethernet{"primary": {Match: match{Name: "e*"}, DHCP4: true, DHCP6: true}}}
+	var buf bytes.Buffer
+	if err := marshalTo(&buf, doc); err != nil {
+		return nil, fmt.Errorf("network-config: %w", err)
+	}
+	return buf.Bytes(), nil
+}
