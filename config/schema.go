@@ -177,4 +177,3 @@ func LooksLikeProfile(data []byte) bool {
 	_, hasAPI := probe["apiVersion"]
 	return hasKind || hasAPI
 }
-
