@@ -1,0 +1,251 @@
+// Package images writes NoCloud seeds: the small filesystems (or the plain
+// directory) from which cloud-init's NoCloud datasource reads user-data and
+// meta-data on first boot.
+//
+// Three formats are supported:
+//
+//   - ISO: ISO9660 with Rock Ridge, volume identifier "cidata". The default:
+//     it is small, carries POSIX modes (an executable agent stays 0755) and
+//     every hypervisor can attach it as a CD-ROM.
+//   - VFAT: FAT32 labelled "CIDATA", for platforms that only attach disks.
+//   - Dir: a plain directory, to be served over HTTP for NoCloud-Net.
+//
+// Every writer is reproducible: the same files give byte-identical output,
+// whatever the clock, time zone, umask or user that builds them.
+package images
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Format names an output format of Write.
+type Format string
+
+// The supported formats.
+const (
+	ISO  Format = "iso"
+	VFAT Format = "vfat"
+	Dir  Format = "dir"
+)
+
+// formats lists the allowed values in the order they are shown to users.
+func formats() []Format { return []Format{ISO, VFAT, Dir} }
+
+// ParseFormat turns a user-supplied name into a Format. Matching is
+// case-insensitive because users type "ISO" as often as "iso".
+func ParseFormat(s string) (Format, error) {
+	want := Format(strings.ToLower(strings.TrimSpace(s)))
+	for _, f := range formats() {
+		if f == want {
+			return f, nil
+		}
+	}
+	names := make([]string, 0, len(formats()))
+	for _, f := range formats() {
+		names = append(names, string(f))
+	}
+	return "", fmt.Errorf("unknown seed format %q: allowed values are %s", s, strings.Join(names, ", "))
+}
+
+// File is one file of a seed. Names are flat (the NoCloud datasource only
+// reads the top level). A zero Mode means 0644.
+type File struct {
+	Name string
+	Data []byte
+	Mode fs.FileMode
+}
+
+// fixedTime is the timestamp recorded for every file and volume date in a
+// seed. 2000-01-01 UTC rather than the Unix epoch: FAT cannot represent
+// dates before 1980, and several tools treat a zero time as "unset", so one
+// constant that every format can store exactly keeps the formats consistent
+// and the output reproducible. A function, not a variable, so nothing can
+// change it at run time.
+func fixedTime() time.Time { return time.Date(2000, time.January, 1, 0, 0, 0, 0, time.UTC) }
+
+// maxNameLen bounds file names well inside the limits of Rock Ridge NM
+// entries, FAT long names and ext4, so a name valid for one format is valid
+// for all of them.
+const maxNameLen = 128
+
+// defaultMode is used when File.Mode is zero.
+const defaultMode fs.FileMode = 0o644
+
+// required lists the files without which cloud-init's NoCloud datasource
+// ignores the seed; a seed missing them is always a bug upstream.
+var required = [...]string{"user-data", "meta-data"}
+
+// validName reports whether every byte of name is in a conservative set.
+// The set is deliberately narrow: such names mean the same thing on
+// ISO9660/Rock Ridge, FAT long names and a POSIX directory, and need no
+// escaping in a NoCloud-Net URL or a shell.
+func validName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-' || c == '_' || c == '.' || c == '+':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// prepare validates files and returns a copy sorted by name with modes
+// defaulted, so every writer sees the same canonical input.
+func prepare(files []File) ([]File, error) {
+	out := make([]File, 0, len(files))
+	// FAT compares names case-insensitively, so "User-Data" and
+	// "user-data" would collide there; reject that in every format so a
+	// file list is valid independently of the format chosen.
+	seen := make(map[string]string, len(files))
+	var errs []error
+	for i, f := range files {
+		switch {
+		case f.Name == "":
+			errs = append(errs, fmt.Errorf("file %d: empty name", i))
+			continue
+		case f.Name == "." || f.Name == "..":
+			errs = append(errs, fmt.Errorf("file %q: reserved name", f.Name))
+			continue
+		case strings.Contains(f.Name, "/"):
+			errs = append(errs, fmt.Errorf("file %q: name contains '/' (seeds are flat)", f.Name))
+			continue
+		case len(f.Name) > maxNameLen:
+			errs = append(errs, fmt.Errorf("file %q: name longer than %d bytes", f.Name, maxNameLen))
+			continue
+		case !validName(f.Name):
+			errs = append(errs, fmt.Errorf("file %q: name may only contain A-Z a-z 0-9 . _ - +", f.Name))
+			continue
+		case strings.HasPrefix(f.Name, "."):
+			errs = append(errs, fmt.Errorf("file %q: hidden names are not allowed", f.Name))
+			continue
+		}
+		key := strings.ToLower(f.Name)
+		if prev, ok := seen[key]; ok {
+			errs = append(errs, fmt.Errorf("file %q: duplicate of %q", f.Name, prev))
+			continue
+		}
+		seen[key] = f.Name
+		mode := f.Mode
+		if mode == 0 {
+			mode = defaultMode
+		}
+		// Only permission bits: a seed carries regular files, and setuid
+		// bits on removable media are something nobody should want.
+		if mode&^fs.ModePerm != 0 {
+			errs = append(errs, fmt.Errorf("file %q: mode %v has bits other than permissions", f.Name, f.Mode))
+			continue
+		}
+		out = append(out, File{Name: f.Name, Data: f.Data, Mode: mode})
+	}
+	for _, r := range required {
+		if _, ok := seen[r]; !ok {
+			errs = append(errs, fmt.Errorf("missing %q: cloud-init's NoCloud datasource needs both user-data and meta-data", r))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("invalid seed files: %w", errors.Join(errs...))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Write builds a seed of the given format at path.
+//
+// The seed is built in a temporary file or directory next to path, synced
+// and renamed into place, so path either keeps its previous content or
+// holds the complete new seed; on error no temporary is left behind. Image
+// files are created with mode 0600 (they carry user-data, which may hold
+// secrets). A Dir seed is a 0700 directory holding the files with their
+// modes; an existing directory at path is only replaced if it looks like an
+// earlier seed (regular files only, including meta-data), so a mistyped
+// path cannot wipe unrelated data.
+func Write(format Format, path string, files []File) error {
+	if path == "" {
+		return errors.New("write seed: empty output path")
+	}
+	canon, err := prepare(files)
+	if err != nil {
+		return fmt.Errorf("write %s seed %s: %w", format, path, err)
+	}
+	switch format {
+	case ISO:
+		err = writeImageFile(path, canon, buildISO)
+	case VFAT:
+		err = writeImageFile(path, canon, buildVFAT)
+	case Dir:
+		err = writeDir(path, canon)
+	default:
+		_, perr := ParseFormat(string(format))
+		err = perr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s seed %s: %w", format, path, err)
+	}
+	return nil
+}
+
+// writeImageFile creates a temporary file next to path, lets build fill
+// it, syncs it and renames it over path.
+func writeImageFile(path string, files []File, build func(*os.File, []File) error) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	// CreateTemp opens with 0600, which is what we want for user-data.
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("create temporary image: %w", err)
+	}
+	tmpName := tmp.Name()
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmpName)
+		}
+	}()
+	// Enforce 0600 even if CreateTemp's behaviour or the umask changes.
+	if err = tmp.Chmod(0o600); err != nil {
+		return fmt.Errorf("chmod temporary image: %w", err)
+	}
+	if err = build(tmp, files); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("sync image: %w", err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("close image: %w", err)
+	}
+	if err = os.Rename(tmpName, path); err != nil {
+		return fmt.Errorf("rename image into place: %w", err)
+	}
+	// Sync the directory so the rename itself survives a crash.
+	if serr := syncDir(dir); serr != nil {
+		return serr
+	}
+	return nil
+}
+
+// syncDir fsyncs a directory so that entries created or renamed in it are
+// durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open directory %s for sync: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}

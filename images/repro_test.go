@@ -1,0 +1,169 @@
+package images
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// helperEnv, when set, turns TestHelperBuildSeed into a seed builder run in
+// a child process; the value is "format:path".
+const helperEnv = "HARDBAKE_IMAGES_HELPER"
+
+// TestHelperBuildSeed is not a test on its own: TestReproducible runs the
+// test binary again with a different clock reading, time zone and umask,
+// and this function builds the seed in that child.
+func TestHelperBuildSeed(t *testing.T) {
+	spec := os.Getenv(helperEnv)
+	if spec == "" {
+		t.Skip("helper process only")
+	}
+	format, path, ok := bytes.Cut([]byte(spec), []byte(":"))
+	if !ok {
+		t.Fatalf("bad %s=%q", helperEnv, spec)
+	}
+	if err := Write(Format(format), string(path), sampleFiles()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// buildInChild builds a seed in a child process whose time zone (UTC+13:45,
+// so local dates differ from UTC ones) and umask (077) differ from ours.
+func buildInChild(t *testing.T, format Format, path string) {
+	t.Helper()
+	sh := requireTool(t, "sh")
+	cmd := exec.Command(sh, "-c", `umask 077 && exec "$0" -test.run='^TestHelperBuildSeed$' -test.count=1`, os.Args[0])
+	cmd.Env = append(os.Environ(), helperEnv+"="+string(format)+":"+path, "TZ=Pacific/Chatham")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child build: %v\n%s", err, out)
+	}
+}
+
+// TestReproducible builds each format twice, more than a second apart (ISO
+// dates have one-second resolution, FAT two), the second time in another
+// process with another time zone and umask, and requires identical output.
+func TestReproducible(t *testing.T) {
+	for _, format := range []Format{ISO, VFAT, Dir} {
+		t.Run(string(format), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+			if err := Write(format, a, sampleFiles()); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2100 * time.Millisecond)
+			buildInChild(t, format, b)
+			if format == Dir {
+				compareDirs(t, a, b)
+				return
+			}
+			ab, err := os.ReadFile(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bb, err := os.ReadFile(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(ab, bb) {
+				t.Errorf("%s images differ: %d vs %d bytes, first difference at offset %d", format, len(ab), len(bb), firstDiff(ab, bb))
+			}
+		})
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// compareDirs requires two seed directories to hold the same names,
+// contents, modes and mtimes.
+func compareDirs(t *testing.T, a, b string) {
+	t.Helper()
+	for _, d := range []string{a, b} {
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != os.ModeDir|0o700 || !fi.ModTime().Equal(fixedTime()) {
+			t.Errorf("%s: mode %v mtime %v", d, fi.Mode(), fi.ModTime())
+		}
+	}
+	na, nb := listDir(t, a), listDir(t, b)
+	if len(na) != len(nb) {
+		t.Fatalf("different listings: %v vs %v", na, nb)
+	}
+	for i, name := range na {
+		if nb[i] != name {
+			t.Fatalf("different listings: %v vs %v", na, nb)
+		}
+		fa, err := os.Stat(filepath.Join(a, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fb, err := os.Stat(filepath.Join(b, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fa.Mode() != fb.Mode() || !fa.ModTime().Equal(fb.ModTime()) {
+			t.Errorf("%s: %v %v vs %v %v", name, fa.Mode(), fa.ModTime(), fb.Mode(), fb.ModTime())
+		}
+		da, _ := os.ReadFile(filepath.Join(a, name))
+		db, _ := os.ReadFile(filepath.Join(b, name))
+		if !bytes.Equal(da, db) {
+			t.Errorf("%s: contents differ", name)
+		}
+	}
+}
+
+// TestNormalizeISONeeded shows that TestReproducible is not vacuous: raw
+// go-diskfs output differs between two builds, and normalizeISO is what
+// makes the two identical.
+func TestNormalizeISONeeded(t *testing.T) {
+	t.Parallel()
+	files, err := prepare(sampleFiles())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	build := func(name string) *os.File {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		if err := finalizeISO(f, files); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	fa := build("a")
+	time.Sleep(1100 * time.Millisecond)
+	fb := build("b")
+	read := func(f *os.File) []byte {
+		b, err := os.ReadFile(f.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if bytes.Equal(read(fa), read(fb)) {
+		t.Fatal("raw go-diskfs images are identical; the clock no longer leaks in and normalizeISO may be obsolete")
+	}
+	for _, f := range []*os.File{fa, fb} {
+		if err := normalizeISO(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a, b := read(fa), read(fb); !bytes.Equal(a, b) {
+		t.Errorf("normalized images differ at offset %d", firstDiff(a, b))
+	}
+}
