@@ -1,0 +1,131 @@
+package render_test
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"hardbake.dev/hardbake/config"
+	"hardbake.dev/hardbake/render"
+	"hardbake.dev/hardbake/templates"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// fakeAgent stands in for the agent binary: only its sha256 reaches the
+// user-data in seed mode.
+var fakeAgent = render.NewAgent(render.AgentSeed, "amd64", []byte("hardbake-firstboot test binary"), "")
+
+// compileExample renders an example order (examples/) with a profile, which
+// is a built-in name or a path under examples/.
+func compileExample(t testing.TB, profileRef, orderFile string, agent render.Agent) *render.Result {
+	t.Helper()
+	p := loadProfile(t, profileRef)
+	data, err := os.ReadFile(filepath.Join("..", "examples", orderFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, src, err := config.DecodeOrder(orderFile, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := o.Resolve(p, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := render.Compile(p, m, agent, render.Options{NetworkConfig: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func loadProfile(t testing.TB, ref string) *config.Profile {
+	t.Helper()
+	data, ok := templates.Profile(ref)
+	if !ok {
+		var err error
+		if data, err = os.ReadFile(filepath.Join("..", "examples", ref)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := config.DecodeProfile(ref, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestGolden(t *testing.T) {
+	cases := []struct{ name, profile, order string }{
+		{"baseline", "baseline", "web-order.yaml"},
+		{"strict", "strict", "web-order.yaml"},
+		{"mirror", "mirror-profile.yaml", "db-order.json"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res := compileExample(t, c.profile, c.order, fakeAgent)
+			for suffix, got := range map[string][]byte{
+				".user-data":      res.UserData,
+				".meta-data":      res.MetaData,
+				".network-config": res.NetworkConfig,
+			} {
+				path := filepath.Join("testdata", "golden", c.name+suffix)
+				if *update {
+					if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(path, got, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				want, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatalf("%v (run go test ./render -update)", err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("%s differs from the golden file; inspect with -update and git diff", path)
+				}
+			}
+		})
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	a := compileExample(t, "strict", "web-order.yaml", fakeAgent)
+	for i := 0; i < 5; i++ {
+		b := compileExample(t, "strict", "web-order.yaml", fakeAgent)
+		if !bytes.Equal(a.UserData, b.UserData) || !bytes.Equal(a.PlanJSON, b.PlanJSON) {
+			t.Fatal("two renders of the same input differ")
+		}
+	}
+}
+
+func BenchmarkCompile(b *testing.B) {
+	for _, profile := range []string{"baseline", "strict"} {
+		b.Run(profile, func(b *testing.B) {
+			p := loadProfile(b, profile)
+			data, err := os.ReadFile("../examples/web-order.yaml")
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				o, src, err := config.DecodeOrder("web-order.yaml", data)
+				if err != nil {
+					b.Fatal(err)
+				}
+				m, err := o.Resolve(p, src)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := render.Compile(p, m, fakeAgent, render.Options{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
