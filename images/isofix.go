@@ -86,7 +86,7 @@ func isoDateUnspecified() [17]byte {
 // trusting go-diskfs's layout, and fails on anything malformed. It also
 // makes the file length match the volume space size.
 func normalizeISO(f *os.File) error {
-	volBlocks, err := normalizeISOStructures(f)
+	volBlocks, _, err := normalizeISOStructures(f)
 	if err != nil {
 		return err
 	}
@@ -112,15 +112,22 @@ type isoImage interface {
 	io.WriterAt
 }
 
+// isoStats counts what a normalization pass rewrote, so tests can tell
+// that every kind of structure was really reached.
+type isoStats struct {
+	records, tf, px, ce int
+}
+
 // isoWalker carries the state of one normalization pass.
 type isoWalker struct {
 	img     isoImage
 	visited map[uint32]bool // directory extents already normalized
+	stats   isoStats
 }
 
 // normalizeISOStructures does the rewriting and returns the primary
 // volume's size in blocks.
-func normalizeISOStructures(img isoImage) (uint32, error) {
+func normalizeISOStructures(img isoImage) (uint32, isoStats, error) {
 	w := &isoWalker{img: img, visited: map[uint32]bool{}}
 	type root struct {
 		extent, size uint32
@@ -135,15 +142,15 @@ func normalizeISOStructures(img isoImage) (uint32, error) {
 	recDate := isoRecordDate()
 	for i := 0; ; i++ {
 		if i == isoMaxDescriptors {
-			return 0, errors.New("no volume descriptor set terminator found")
+			return 0, isoStats{}, errors.New("no volume descriptor set terminator found")
 		}
 		off := int64(isoSystemAreaBlocks+i) * isoBlockSize
 		vd := make([]byte, isoBlockSize)
 		if _, err := img.ReadAt(vd, off); err != nil {
-			return 0, fmt.Errorf("read volume descriptor %d: %w", i, err)
+			return 0, isoStats{}, fmt.Errorf("read volume descriptor %d: %w", i, err)
 		}
 		if string(vd[1:6]) != "CD001" {
-			return 0, fmt.Errorf("volume descriptor %d has no CD001 identifier", i)
+			return 0, isoStats{}, fmt.Errorf("volume descriptor %d has no CD001 identifier", i)
 		}
 		typ := vd[0]
 		if typ == vdTypeTerminator {
@@ -153,7 +160,7 @@ func normalizeISOStructures(img isoImage) (uint32, error) {
 			continue // boot records carry no dates
 		}
 		if bs := binary.LittleEndian.Uint16(vd[vdOffBlockSize:]); bs != isoBlockSize {
-			return 0, fmt.Errorf("volume descriptor %d: logical block size %d, expected %d", i, bs, isoBlockSize)
+			return 0, isoStats{}, fmt.Errorf("volume descriptor %d: logical block size %d, expected %d", i, bs, isoBlockSize)
 		}
 		if typ == vdTypePrimary {
 			padIdentifiers(vd)
@@ -174,11 +181,11 @@ func normalizeISOStructures(img isoImage) (uint32, error) {
 			volBlocks = binary.LittleEndian.Uint32(vd[vdOffVolumeSpaceSize:])
 		}
 		if _, err := img.WriteAt(vd, off); err != nil {
-			return 0, fmt.Errorf("write volume descriptor %d: %w", i, err)
+			return 0, isoStats{}, fmt.Errorf("write volume descriptor %d: %w", i, err)
 		}
 	}
 	if !sawPVD {
-		return 0, errors.New("no primary volume descriptor")
+		return 0, isoStats{}, errors.New("no primary volume descriptor")
 	}
 	for _, r := range roots {
 		// Only the primary tree carries SUSP/Rock Ridge; a Joliet tree
@@ -187,14 +194,14 @@ func normalizeISOStructures(img isoImage) (uint32, error) {
 		if r.primary {
 			var err error
 			if skip, err = w.suspSkip(r.extent); err != nil {
-				return 0, err
+				return 0, isoStats{}, err
 			}
 		}
 		if err := w.walkDir(r.extent, r.size, skip); err != nil {
-			return 0, err
+			return 0, isoStats{}, err
 		}
 	}
-	return volBlocks, nil
+	return volBlocks, w.stats, nil
 }
 
 // pvdTextFields are the [start, end) byte ranges of the primary volume
@@ -287,6 +294,7 @@ func (w *isoWalker) walkDir(extent, size uint32, skip int) error {
 		}
 		rec := buf[pos : pos+l]
 		copy(rec[drOffDate:], recDate[:])
+		w.stats.records++
 		if skip >= 0 {
 			su := systemUse(rec)
 			if len(su) > skip {
@@ -344,6 +352,7 @@ func (w *isoWalker) fixSUSP(area []byte, depth int) error {
 			if err := fixTF(e); err != nil {
 				return err
 			}
+			w.stats.tf++
 		case "PX":
 			// RRIP 4.1.1: mode, links, uid, gid as both-endian 32-bit
 			// fields at 4, 12, 20, 28 (each 8 bytes).
@@ -351,6 +360,7 @@ func (w *isoWalker) fixSUSP(area []byte, depth int) error {
 				return fmt.Errorf("Rock Ridge PX entry has length %d", l)
 			}
 			clear(e[20:36])
+			w.stats.px++
 		}
 		area = area[l:]
 	}
@@ -369,6 +379,7 @@ func (w *isoWalker) followCE(ce []byte, depth int) error {
 	if length == 0 {
 		return nil
 	}
+	w.stats.ce++
 	if uint64(offset)+uint64(length) > isoBlockSize {
 		return fmt.Errorf("SUSP continuation area at block %d overruns its block", block)
 	}

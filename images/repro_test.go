@@ -167,3 +167,46 @@ func TestNormalizeISONeeded(t *testing.T) {
 		t.Errorf("normalized images differ at offset %d", firstDiff(a, b))
 	}
 }
+
+// TestNormalizeISOReachesEverything checks that the normalizer walks the
+// Rock Ridge entries go-diskfs writes, including the continuation area
+// that holds the root's long ER entry, and that no clock date survives.
+func TestNormalizeISOReachesEverything(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "seed.iso")
+	// Text-only content, so a date pattern cannot occur in file data by
+	// chance and the whole image can be searched.
+	files := base(File{Name: "run-me", Data: []byte("#!/bin/sh\necho hi\n"), Mode: 0o755})
+	if err := Write(ISO, path, files); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, st, err := normalizeISOStructures(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Root: ".", ".."; then one record per file.
+	if want := 2 + len(files); st.records != want || st.tf != want || st.px != want {
+		t.Errorf("normalized %+v, want %d records, TF and PX entries", st, want)
+	}
+	if st.ce == 0 {
+		t.Errorf("no SUSP continuation area followed (%+v); go-diskfs puts the root's ER entry in one", st)
+	}
+	// No date from this year may remain anywhere in the image: neither as
+	// a 17-byte volume date nor as a 7-byte record date.
+	img, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if bytes.Contains(img, []byte(now.Format("2006010215"))) {
+		t.Error("a volume date from the current hour survives")
+	}
+	rec := []byte{byte(now.Year() - 1900), byte(now.Month()), byte(now.Day())}
+	if i := bytes.Index(img, rec); i >= 0 {
+		t.Errorf("a record date of today survives at offset %d", i)
+	}
+}
