@@ -79,6 +79,9 @@ func sampleFiles() []File {
 		{Name: "meta-data", Data: []byte("instance-id: iid-hardbake-test\nlocal-hostname: vps1\n")},
 		{Name: "network-config", Data: []byte("version: 2\nethernets:\n  eth0:\n    dhcp4: true\n"), Mode: 0o600},
 		{Name: "hardbake-firstboot-amd64", Data: sampleBinary(300_000), Mode: 0o755},
+		// Same 8.3 prefix as the amd64 agent: exercises short-name
+		// collision handling in both ISO9660 and FAT.
+		{Name: "hardbake-firstboot-arm64", Data: sampleBinary(70_001)[1:], Mode: 0o755},
 		{Name: "empty", Data: nil, Mode: 0o644},
 	}
 }

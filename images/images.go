@@ -47,11 +47,16 @@ func ParseFormat(s string) (Format, error) {
 			return f, nil
 		}
 	}
+	return "", fmt.Errorf("unknown seed format %q: allowed values are %s", s, allowedList())
+}
+
+// allowedList names the formats for error messages.
+func allowedList() string {
 	names := make([]string, 0, len(formats()))
 	for _, f := range formats() {
 		names = append(names, string(f))
 	}
-	return "", fmt.Errorf("unknown seed format %q: allowed values are %s", s, strings.Join(names, ", "))
+	return strings.Join(names, ", ")
 }
 
 // File is one file of a seed. Names are flat (the NoCloud datasource only
@@ -173,22 +178,24 @@ func Write(format Format, path string, files []File) error {
 	if path == "" {
 		return errors.New("write seed: empty output path")
 	}
+	// Exact match only: Write takes the constants, ParseFormat is where
+	// user spellings are accepted.
+	var build func(string, []File) error
+	switch format {
+	case ISO:
+		build = func(p string, fl []File) error { return writeImageFile(p, fl, buildISO) }
+	case VFAT:
+		build = func(p string, fl []File) error { return writeImageFile(p, fl, buildVFAT) }
+	case Dir:
+		build = writeDir
+	default:
+		return fmt.Errorf("write seed %s: unknown format %q: allowed values are %s", path, format, allowedList())
+	}
 	canon, err := prepare(files)
 	if err != nil {
 		return fmt.Errorf("write %s seed %s: %w", format, path, err)
 	}
-	switch format {
-	case ISO:
-		err = writeImageFile(path, canon, buildISO)
-	case VFAT:
-		err = writeImageFile(path, canon, buildVFAT)
-	case Dir:
-		err = writeDir(path, canon)
-	default:
-		_, perr := ParseFormat(string(format))
-		err = perr
-	}
-	if err != nil {
+	if err := build(path, canon); err != nil {
 		return fmt.Errorf("write %s seed %s: %w", format, path, err)
 	}
 	return nil

@@ -166,7 +166,7 @@ func TestBuildFailureCleansUp(t *testing.T) {
 	})
 	t.Run("unknown format", func(t *testing.T) {
 		dir := t.TempDir()
-		err := Write(Format("tar"), filepath.Join(dir, "seed"), base())
+		err := Write(Format("ISO"), filepath.Join(dir, "seed"), base())
 		if err == nil || !strings.Contains(err.Error(), "allowed values") {
 			t.Fatalf("error %v, want one naming the allowed values", err)
 		}
