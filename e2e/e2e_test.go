@@ -1,0 +1,686 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"hardbake.dev/hardbake/plan"
+)
+
+// suite is the state shared by the scenarios of one run.
+type suite struct {
+	root   string
+	cache  string
+	work   string
+	relay  string
+	lg     *logger
+	images map[string]*builtImage
+	slots  chan struct{} // guests allowed at once
+
+	mu      sync.Mutex
+	results []*result
+}
+
+// result is what one scenario measured and checked.
+type result struct {
+	Scenario string          `json:"scenario"`
+	Image    string          `json:"image"`
+	Kind     string          `json:"kind"`
+	Checks   []checkResult   `json:"checks"`
+	Timings  *timings        `json:"timings,omitempty"`
+	Report   *plan.Report    `json:"report,omitempty"`
+	Console  string          `json:"agent_console,omitempty"`
+	Wall     float64         `json:"wall_s"`
+	mu       sync.Mutex      `json:"-"`
+	t        *testing.T      `json:"-"`
+	extra    map[string]bool `json:"-"`
+}
+
+type checkResult struct {
+	Name   string `json:"name"`
+	Pass   bool   `json:"pass"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// check records a named check; a non-nil error fails the test.
+func (r *result) check(name string, err error) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := checkResult{Name: name, Pass: err == nil}
+	if err != nil {
+		c.Detail = err.Error()
+		r.t.Errorf("%s: %s: %v", r.Scenario, name, err)
+	}
+	r.Checks = append(r.Checks, c)
+	return err == nil
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// TestE2E builds the images and the mirrors, then boots every scenario
+// (HARDBAKE_E2E_PARALLEL guests at once) and writes the timings.
+func TestE2E(t *testing.T) {
+	start := time.Now()
+	s := &suite{root: repoRoot(t), cache: cacheDir(t), lg: newLogger(os.Stderr)}
+	s.slots = make(chan struct{}, envInt("HARDBAKE_E2E_PARALLEL", 2))
+	s.work = filepath.Join(s.cache, "runs", time.Now().UTC().Format("20060102T150405Z"))
+	if err := os.MkdirAll(s.work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s.lg.Printf("work dir %s", s.work)
+	ctx := context.Background()
+	s.relay = filepath.Join(s.work, "fwdrelay")
+	build := exec.CommandContext(ctx, "go", "build", "-o", s.relay, "./e2e/internal/fwdrelay")
+	build.Dir = s.root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build fwdrelay: %v: %s", err, out)
+	}
+	imgStart := time.Now()
+	imgs, err := buildAll(ctx, s.lg, s.cache)
+	if err != nil {
+		t.Fatalf("images: %v", err)
+	}
+	s.images = imgs
+	imgTime := time.Since(imgStart)
+
+	only := map[string]bool{}
+	for _, n := range strings.Split(os.Getenv("HARDBAKE_E2E_ONLY"), ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			only[n] = true
+		}
+	}
+	t.Run("boot", func(t *testing.T) {
+		for _, sc := range scenarios() {
+			if len(only) > 0 && !only[sc.Name] {
+				continue
+			}
+			t.Run(sc.Name, func(t *testing.T) {
+				t.Parallel()
+				s.runScenario(t, sc)
+			})
+		}
+	})
+	wall := time.Since(start)
+	s.lg.Printf("suite done in %s (images %s)", wall.Round(time.Second), imgTime.Round(time.Second))
+	if err := s.writeResults(wall, imgTime); err != nil {
+		t.Errorf("write results: %v", err)
+	}
+}
+
+func (s *suite) runScenario(t *testing.T, sc scenario) {
+	img, ok := s.images[sc.Image]
+	if !ok {
+		t.Fatalf("no image %s", sc.Image)
+	}
+	res := &result{Scenario: sc.Name, Image: sc.Image, Kind: sc.Kind, t: t}
+	s.mu.Lock()
+	s.results = append(s.results, res)
+	s.mu.Unlock()
+
+	select {
+	case s.slots <- struct{}{}:
+	case <-time.After(60 * time.Minute):
+		t.Fatal("no guest slot within 60 minutes")
+	}
+	defer func() { <-s.slots }()
+	began := time.Now()
+	defer func() { res.Wall = time.Since(began).Seconds() }()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	dir := filepath.Join(s.work, sc.Name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	key, err := newSSHKey("e2e-" + sc.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seed string
+	port := sc.SSHPort
+	if sc.Kind == "reference" {
+		seed, err = referenceSeed(ctx, s.root, dir, sc, img.Mirror, key)
+	} else {
+		seed, port, err = makeSeed(ctx, s.root, dir, sc, img.Mirror, key)
+	}
+	if !res.check("seed built", err) {
+		return
+	}
+
+	// The mirror: served on 127.0.0.1, relayed to the guest's 10.0.2.100:80.
+	mirrorAddr := ""
+	var ms *mirrorServer
+	if sc.Kind == "fault-mirror" {
+		// Unreachable: the relay's target refuses every connection.
+		p, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mirrorAddr = fmt.Sprintf("127.0.0.1:%d", p)
+	} else {
+		ms, err = startMirrorServer(img.Mirror.Root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(ms.Close)
+		mirrorAddr = ms.Addr
+	}
+	ports := []int{port, 22, portHTTP, portOrder, portRestrict, portForbidden}
+	v, err := startVM(ctx, vmConfig{
+		Name: sc.Name, Dir: dir, Image: img, Seed: seed, Relay: s.relay,
+		Mirror: mirrorAddr, GuestPorts: ports, Log: s.lg,
+	})
+	if !res.check("qemu started", err) {
+		return
+	}
+	t.Cleanup(v.Stop)
+	defer v.Stop()
+
+	g := &guest{s: s, t: t, res: res, vm: v, key: key, port: port, sc: sc, dir: dir}
+	switch sc.Kind {
+	case "full":
+		g.full(ctx)
+	case "reference":
+		g.reference(ctx)
+	case "fault-sshd":
+		g.faultSSHD(ctx)
+	case "fault-mirror":
+		g.faultMirror(ctx)
+	case "fault-port":
+		g.faultPort(ctx)
+	default:
+		t.Fatalf("unknown scenario kind %q", sc.Kind)
+	}
+	if ms != nil {
+		reqs := ms.Requests()
+		_ = os.WriteFile(filepath.Join(dir, "mirror-requests.log"), []byte(strings.Join(reqs, "\n")+"\n"), 0o644)
+	}
+}
+
+// guest drives the checks of one booted scenario.
+type guest struct {
+	s    *suite
+	t    *testing.T
+	res  *result
+	vm   *vm
+	key  *sshKey
+	port int
+	sc   scenario
+	dir  string
+
+	client  *ssh.Client
+	hostKey ssh.PublicKey
+}
+
+var (
+	agentFinalRe  = regexp.MustCompile(`hardbake: (hardened|partial|FAILED)`)
+	agentEarlyRe  = regexp.MustCompile(`hardbake: (early stage done|FAILED)`)
+	cloudFinishRe = regexp.MustCompile(`Cloud-init v\. \S+ finished`)
+	kernelRe      = regexp.MustCompile(`Linux version`)
+)
+
+// waitBoot waits for the kernel, the agent's last console line (unless
+// reference) and cloud-init's final line; it returns the agent line.
+func (g *guest) waitBoot(ctx context.Context, from int) string {
+	v := g.vm
+	if _, err := v.WaitConsole(ctx, from, kernelRe, 3*time.Minute); !g.res.check("kernel up", err) {
+		return ""
+	}
+	agentLine := ""
+	if g.sc.Kind != "reference" {
+		l, err := v.WaitConsole(ctx, from, agentFinalRe, bootTimeout)
+		if !g.res.check("agent final console line", err) {
+			return ""
+		}
+		agentLine = l.Text
+		g.res.Console = agentConsoleText(agentLine)
+		g.s.lg.Printf("%s: %s (%.0fs after qemu start)", g.sc.Name, g.res.Console, l.At.Sub(v.Start).Seconds())
+	}
+	l, err := v.WaitConsole(ctx, from, cloudFinishRe, bootTimeout)
+	if g.res.check("cloud-init finished", err) {
+		g.s.lg.Printf("%s: cloud-init finished (%.0fs after qemu start)", g.sc.Name, l.At.Sub(v.Start).Seconds())
+	}
+	return agentLine
+}
+
+func agentConsoleText(line string) string {
+	if i := strings.Index(line, "hardbake: "); i >= 0 {
+		return line[i:]
+	}
+	return line
+}
+
+// login logs in as admin on port and runs `sudo -n true`.
+func (g *guest) login(ctx context.Context, port int, within time.Duration) error {
+	if g.client != nil {
+		g.client.Close()
+		g.client = nil
+	}
+	r, err := sshLogin(ctx, g.vm.HostAddr(port), "admin", g.key, within)
+	if err != nil {
+		return err
+	}
+	g.client, g.hostKey = r.Client, r.HostKey
+	g.t.Cleanup(func() { r.Client.Close() })
+	if _, _, err := sshRun(g.client, "sudo -n true", cmdTimeout); err != nil {
+		return fmt.Errorf("key login works but sudo -n true fails: %w", err)
+	}
+	return nil
+}
+
+// run runs a command as admin over the current SSH connection.
+func (g *guest) run(cmd string) (string, error) {
+	if g.client == nil {
+		return "", fmt.Errorf("not logged in")
+	}
+	out, _, err := sshRun(g.client, cmd, cmdTimeout)
+	return out, err
+}
+
+// save stores a command's output in the scenario directory.
+func (g *guest) save(name, cmd string) string {
+	out, err := g.run(cmd)
+	if err != nil {
+		out += "\nERROR: " + err.Error()
+	}
+	_ = os.WriteFile(filepath.Join(g.dir, name), []byte(out), 0o644)
+	return out
+}
+
+// report reads and decodes the agent's report.json.
+func (g *guest) report() (*plan.Report, error) {
+	out, err := g.run("sudo -n cat " + plan.ReportPath)
+	if err != nil {
+		return nil, err
+	}
+	_ = os.WriteFile(filepath.Join(g.dir, "report.json"), []byte(out), 0o644)
+	var r plan.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		return nil, fmt.Errorf("decode report: %w", err)
+	}
+	return &r, nil
+}
+
+// noSSHOn22 checks that port 22 gives no SSH banner.
+func (g *guest) noSSHOn22() error {
+	if b, err := bannerOn(g.vm.HostAddr(22), 8*time.Second); err == nil {
+		return fmt.Errorf("port 22 still answers SSH: %s", b)
+	}
+	return nil
+}
+
+const listenerPy = `import http.server, threading
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"e2e\n")
+    def log_message(self, *a): pass
+for p in (%d, %d, %d, %d):
+    s = http.server.ThreadingHTTPServer(("", p), H)
+    threading.Thread(target=s.serve_forever).start()
+`
+
+// firewallChecks starts listeners on the declared and undeclared ports
+// inside and probes them from outside.
+func (g *guest) firewallChecks(suffix string) {
+	script := fmt.Sprintf(listenerPy, portHTTP, portOrder, portRestrict, portForbidden)
+	cmd := "cat >/tmp/e2e-listen.py <<'EOF'\n" + script + "EOF\n" +
+		"pkill -f e2e-listen.py; setsid nohup python3 /tmp/e2e-listen.py >/dev/null 2>&1 </dev/null &\n" +
+		"for i in $(seq 60); do python3 -c 'import urllib.request,sys; [urllib.request.urlopen(\"http://127.0.0.1:%d/\" % p, timeout=3) for p in sys.argv[1:]]' " +
+		fmt.Sprintf("%d %d %d %d", portHTTP, portOrder, portRestrict, portForbidden) + " 2>/dev/null && exit 0; sleep 1; done; exit 1"
+	_, err := g.run(cmd)
+	if !g.res.check("listeners up inside"+suffix, err) {
+		return
+	}
+	for _, p := range []int{portHTTP, portOrder} {
+		_, err := httpOn(g.vm.HostAddr(p), 20*time.Second)
+		g.res.check(fmt.Sprintf("declared port %d reachable%s", p, suffix), err)
+	}
+	for _, p := range []int{portRestrict, portForbidden} {
+		if line, err := httpOn(g.vm.HostAddr(p), 10*time.Second); err == nil {
+			g.res.check(fmt.Sprintf("port %d filtered%s", p, suffix), fmt.Errorf("answered from outside: %s", line))
+		} else {
+			g.res.check(fmt.Sprintf("port %d filtered%s", p, suffix), nil)
+		}
+	}
+}
+
+var sshAuditLineRe = regexp.MustCompile(`\[(fail|warn)\]`)
+
+// sshAudit runs ssh-audit against the SSH port: no [fail], and no [warn]
+// besides the two DESIGN.md accepts (sntrup761 "experimental", names
+// Debian 12's ssh-audit does not know).
+func (g *guest) sshAudit(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	hp := g.vm.Ports[g.port]
+	out, _ := exec.CommandContext(ctx, "ssh-audit", "-n", "-t", "30", "-p", strconv.Itoa(hp), "127.0.0.1").CombinedOutput()
+	_ = os.WriteFile(filepath.Join(g.dir, "ssh-audit.txt"), out, 0o644)
+	if !strings.Contains(string(out), "(gen) banner") {
+		return fmt.Errorf("ssh-audit did not reach the server: %s", lastLines(string(out), 5))
+	}
+	var bad []string
+	for _, l := range strings.Split(string(out), "\n") {
+		m := sshAuditLineRe.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		accepted := m[1] == "warn" && (strings.Contains(l, "unknown algorithm") ||
+			(strings.Contains(l, "sntrup761x25519-sha512@openssh.com") && strings.Contains(l, "experimental")))
+		if !accepted {
+			bad = append(bad, strings.TrimSpace(l))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("ssh-audit: %s", strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// hostKeyMatches checks that the key the client saw is in the report.
+func hostKeyMatches(r *plan.Report, key ssh.PublicKey) error {
+	if key == nil {
+		return fmt.Errorf("no host key seen")
+	}
+	fp := ssh.FingerprintSHA256(key)
+	var got []string
+	for _, hk := range r.HostKeys {
+		if hk.Fingerprint == fp {
+			return nil
+		}
+		got = append(got, hk.Type+" "+hk.Fingerprint)
+	}
+	return fmt.Errorf("client saw %s %s; report lists %v", key.Type(), fp, got)
+}
+
+// rootRefused tries root with the admin's key (cloud-init also puts the
+// keys in root's authorized_keys, behind a "use admin" command).
+func (g *guest) rootRefused() error {
+	r, err := sshConnect(g.vm.HostAddr(g.port), "root", 20*time.Second, ssh.PublicKeys(g.key.Signer))
+	if err == nil {
+		r.Client.Close()
+		return fmt.Errorf("root logged in with the admin's key")
+	}
+	if !strings.Contains(err.Error(), "unable to authenticate") {
+		return fmt.Errorf("unexpected error (want an authentication failure): %w", err)
+	}
+	return nil
+}
+
+func (g *guest) passwordNotOffered() error {
+	offered, err := authMethodsOffered(g.vm.HostAddr(g.port), "admin")
+	if err != nil {
+		return err
+	}
+	if len(offered) > 0 {
+		return fmt.Errorf("server offers %v", offered)
+	}
+	return nil
+}
+
+// reboot reboots the guest and waits for the key login on port.
+func (g *guest) reboot(ctx context.Context) int {
+	mark := g.vm.Mark()
+	_, _ = g.run("sudo -n systemctl reboot")
+	if g.client != nil {
+		g.client.Close()
+		g.client = nil
+	}
+	if _, err := g.vm.WaitConsole(ctx, mark, kernelRe, 4*time.Minute); !g.res.check("reboot: kernel up again", err) {
+		return mark
+	}
+	return mark
+}
+
+// fail2banBan fails logins as an unknown user until fail2ban bans the
+// host, then reads the ban through qemu-guest-agent.
+func (g *guest) fail2banBan(ctx context.Context) {
+	intruder, err := newSSHKey("intruder")
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	addr := g.vm.HostAddr(g.port)
+	attempts := 0
+	banned := false
+	for i := 0; i < 8 && !banned; i++ {
+		if _, err := bannerOn(addr, 10*time.Second); err != nil && attempts >= 3 {
+			banned = true
+			break
+		}
+		r, err := sshConnect(addr, "e2e-intruder", 20*time.Second, ssh.PublicKeys(intruder.Signer))
+		if err == nil {
+			r.Client.Close()
+			g.res.check("fail2ban ban", fmt.Errorf("unknown user logged in"))
+			return
+		}
+		attempts++
+		time.Sleep(2 * time.Second)
+	}
+	// fail2ban reads the journal asynchronously: give it time to act.
+	deadline := time.Now().Add(60 * time.Second)
+	for !banned && time.Now().Before(deadline) {
+		if _, err := bannerOn(addr, 8*time.Second); err != nil {
+			banned = true
+			break
+		}
+		time.Sleep(3 * time.Second)
+	}
+	if !g.res.check(fmt.Sprintf("fail2ban bans after %d failed logins (no banner on the SSH port)", attempts), boolErr(banned, "SSH port still answers after the failed logins")) {
+		// keep going: the status below explains
+	}
+	code, out, err := g.vm.qgaExec(ctx, 60*time.Second, "/usr/bin/fail2ban-client", "status", "sshd")
+	_ = os.WriteFile(filepath.Join(g.dir, "fail2ban-status.txt"), []byte(out), 0o644)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("fail2ban-client status sshd exited %d: %s", code, out)
+	}
+	if err == nil && !strings.Contains(out, "10.0.2.2") {
+		err = fmt.Errorf("10.0.2.2 not in the banned list: %s", out)
+	}
+	g.res.check("ban shows in fail2ban-client status sshd (via qemu-guest-agent)", err)
+}
+
+func boolErr(ok bool, msg string) error {
+	if ok {
+		return nil
+	}
+	return fmt.Errorf("%s", msg)
+}
+
+// collect saves the guest's view for the timings and for debugging.
+func (g *guest) collect(suffix string) string {
+	journal := g.save("journal"+suffix+".txt", "sudo -n journalctl -b -o short-monotonic --no-pager")
+	g.save("sshd-T"+suffix+".txt", "sudo -n sshd -T")
+	g.save("ruleset"+suffix+".txt", "sudo -n nft list ruleset 2>&1 || sudo -n iptables-save")
+	g.save("cloud-init-status"+suffix+".txt", "cloud-init status --long 2>&1; sudo -n cat /var/log/cloud-init-output.log")
+	g.save("listening"+suffix+".txt", "ss -ltnup")
+	return journal
+}
+
+// full: every check, a reboot, and the fail2ban ban last.
+func (g *guest) full(ctx context.Context) {
+	line := g.waitBoot(ctx, 0)
+	if line == "" {
+		return
+	}
+	g.res.check("agent says hardened", boolErr(strings.Contains(line, "hardbake: hardened"), "console: "+agentConsoleText(line)))
+	if !g.res.check("key login as admin on the new port + sudo -n true", g.login(ctx, g.port, loginTimeout)) {
+		g.res.check("port 22 gives no SSH banner", g.noSSHOn22())
+		return
+	}
+	journal := g.collect("")
+	g.res.check("port 22 gives no SSH banner", g.noSSHOn22())
+	rep, err := g.report()
+	if g.res.check("report.json readable", err) {
+		g.res.Report = rep
+		g.res.check("report says hardened", boolErr(rep.Result == plan.ResultHardened, "result="+rep.Result+" "+failedSteps(rep)))
+		g.res.check("report host key matches the key SSH saw", hostKeyMatches(rep, g.hostKey))
+	}
+	g.res.Timings = computeTimings(g.vm, journal, rep, g.port, false)
+	g.firewallChecks("")
+	g.res.check("ssh-audit: no [fail], no unexpected [warn]", g.sshAudit(ctx))
+	g.res.check("fail2ban active", g.fail2banActive())
+	g.res.check("root login refused", g.rootRefused())
+	g.res.check("password auth not offered", g.passwordNotOffered())
+
+	mark := g.reboot(ctx)
+	if !g.res.check("after reboot: key login on the new port + sudo", g.login(ctx, g.port, loginTimeout)) {
+		return
+	}
+	_ = mark
+	g.collect("-reboot")
+	g.res.check("after reboot: port 22 gives no SSH banner", g.noSSHOn22())
+	g.firewallChecks(" (after reboot)")
+	g.res.check("after reboot: fail2ban active", g.fail2banActive())
+	if rep, err := g.report(); g.res.check("after reboot: report readable", err) {
+		g.res.check("after reboot: report still hardened", boolErr(rep.Result == plan.ResultHardened, "result="+rep.Result))
+		g.res.check("after reboot: host key unchanged", hostKeyMatches(rep, g.hostKey))
+	}
+	g.fail2banBan(ctx)
+}
+
+func (g *guest) fail2banActive() error {
+	out, err := g.run("systemctl is-active fail2ban; sudo -n fail2ban-client status sshd")
+	if err != nil {
+		return fmt.Errorf("%w: %s", err, out)
+	}
+	return nil
+}
+
+func failedSteps(r *plan.Report) string {
+	var b []string
+	for _, s := range r.Steps {
+		if s.Status != plan.StatusApplied && s.Status != plan.StatusUnchanged && s.Status != plan.StatusSkipped {
+			b = append(b, fmt.Sprintf("%s/%s=%s: %s", s.Stage, s.Name, s.Status, s.Error))
+		}
+	}
+	return strings.Join(b, "; ")
+}
+
+// reference: the plain cloud-config, measured the same way.
+func (g *guest) reference(ctx context.Context) {
+	if g.waitBoot(ctx, 0) == "" && g.vm.Exited() {
+		return
+	}
+	if !g.res.check("key login as admin on the new port + sudo -n true", g.login(ctx, g.port, loginTimeout)) {
+		return
+	}
+	journal := g.collect("")
+	g.res.check("port 22 gives no SSH banner", g.noSSHOn22())
+	g.res.Timings = computeTimings(g.vm, journal, nil, g.port, true)
+	g.firewallChecks("")
+	g.res.check("fail2ban active", g.fail2banActive())
+}
+
+// faultSSHD: the plan's sshd drop-in carries a setting OpenSSH 9.2
+// rejects; the agent must roll back, keep the key login, report failed.
+func (g *guest) faultSSHD(ctx context.Context) {
+	line := g.waitBoot(ctx, 0)
+	if line == "" {
+		return
+	}
+	g.res.check("agent says FAILED on the console", boolErr(strings.Contains(line, "FAILED"), "console: "+agentConsoleText(line)))
+	g.faultLogin(ctx)
+	rep, err := g.report()
+	if !g.res.check("report.json readable", err) {
+		return
+	}
+	g.res.Report = rep
+	g.res.check("report says failed", boolErr(rep.Result == plan.ResultFailed, "result="+rep.Result))
+	g.res.check("report says why (sshd rejected the config)", boolErr(
+		strings.Contains(failedSteps(rep), "mlkem768x25519-sha256") || strings.Contains(strings.ToLower(failedSteps(rep)), "kexalgorithms"),
+		"steps: "+failedSteps(rep)))
+	out, _ := g.run("sudo -n sshd -T | grep -i -E '^(port|kexalgorithms) '")
+	g.res.check("sshd runs a working config after the rollback", boolErr(!strings.Contains(out, "mlkem768x25519"), "sshd -T: "+out))
+	g.collect("")
+}
+
+// faultLogin: after a rollback the key must still log in, on the new
+// port or on 22, whichever sshd kept.
+func (g *guest) faultLogin(ctx context.Context) {
+	err := g.login(ctx, g.port, 90*time.Second)
+	if err == nil {
+		g.res.check("key still logs in (new port "+strconv.Itoa(g.port)+")", nil)
+		return
+	}
+	err22 := g.login(ctx, 22, 60*time.Second)
+	if err22 == nil {
+		g.res.check("key still logs in (port 22, rolled back)", nil)
+		return
+	}
+	g.res.check("key still logs in", fmt.Errorf("new port: %v; port 22: %v", err, err22))
+}
+
+// faultMirror: no packages; SSH and firewall hardened all the same.
+func (g *guest) faultMirror(ctx context.Context) {
+	line := g.waitBoot(ctx, 0)
+	if line == "" {
+		return
+	}
+	g.res.check("agent says partial on the console", boolErr(strings.Contains(line, "hardbake: partial"), "console: "+agentConsoleText(line)))
+	if !g.res.check("key login as admin on the new port + sudo -n true", g.login(ctx, g.port, loginTimeout)) {
+		return
+	}
+	journal := g.collect("")
+	g.res.check("port 22 gives no SSH banner", g.noSSHOn22())
+	rep, err := g.report()
+	if g.res.check("report.json readable", err) {
+		g.res.Report = rep
+		g.res.check("report says partial", boolErr(rep.Result == plan.ResultPartial, "result="+rep.Result+" "+failedSteps(rep)))
+		g.res.check("report: firewall loaded", boolErr(rep.Firewall.Backend != "" && rep.Firewall.InputPolicy != "", fmt.Sprintf("firewall=%+v", rep.Firewall)))
+	}
+	g.res.Timings = computeTimings(g.vm, journal, rep, g.port, false)
+	g.firewallChecks("")
+	g.res.check("ssh-audit: no [fail], no unexpected [warn]", g.sshAudit(ctx))
+}
+
+// faultPort: the SSH port is already taken on the guest.
+func (g *guest) faultPort(ctx context.Context) {
+	line := g.waitBoot(ctx, 0)
+	if line == "" {
+		return
+	}
+	g.res.check("agent says FAILED on the console", boolErr(strings.Contains(line, "FAILED"), "console: "+agentConsoleText(line)))
+	if b, err := bannerOn(g.vm.HostAddr(g.port), 8*time.Second); err == nil {
+		g.res.check("taken port still belongs to its owner", fmt.Errorf("port %d answers SSH: %s", g.port, b))
+	}
+	err := g.login(ctx, 22, 90*time.Second)
+	if !g.res.check("key still logs in on port 22 (rolled back)", err) {
+		return
+	}
+	rep, err := g.report()
+	if !g.res.check("report.json readable", err) {
+		return
+	}
+	g.res.Report = rep
+	g.res.check("report says failed", boolErr(rep.Result == plan.ResultFailed, "result="+rep.Result))
+	fs := failedSteps(rep)
+	g.res.check("report names the port conflict", boolErr(strings.Contains(fs, strconv.Itoa(g.port)) &&
+		regexp.MustCompile(`(?i)in use|taken|listen|bind|occupied`).MatchString(fs), "steps: "+fs))
+	g.collect("")
+}

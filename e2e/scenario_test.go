@@ -1,0 +1,269 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Ports every hardbake scenario forwards besides its SSH port.
+const (
+	portHTTP      = 8080 // profile service, any source
+	portOrder     = 8081 // the order's extra allow
+	portRestrict  = 5432 // profile service, only from 203.0.113.0/24
+	portForbidden = 9999 // not allowed anywhere
+)
+
+// scenario is one guest boot and what it must show.
+type scenario struct {
+	Name  string
+	Image string
+	// Kind selects the checks: "full", "fault-sshd", "fault-mirror",
+	// "fault-port", "reference".
+	Kind string
+	// SSHPort fixes the order's ssh_port; 0 takes the profile's random one.
+	SSHPort int
+}
+
+func scenarios() []scenario {
+	return []scenario{
+		{Name: "bookworm", Image: "bookworm", Kind: "full"},
+		{Name: "bookworm-socket", Image: "bookworm-socket", Kind: "full"},
+		{Name: "trixie", Image: "trixie", Kind: "full"},
+		{Name: "reference", Image: "bookworm", Kind: "reference", SSHPort: 50022},
+		{Name: "fault-sshd-rejected", Image: "bookworm", Kind: "fault-sshd"},
+		{Name: "fault-mirror-down", Image: "bookworm", Kind: "fault-mirror"},
+		{Name: "fault-port-taken", Image: "bookworm-porttaken", Kind: "fault-port", SSHPort: portTakenPort},
+	}
+}
+
+// profileYAML is the suite's profile: the guide's settings, the strict
+// crypto policy, and the hermetic mirror.
+func profileYAML(m *mirror) string {
+	var key strings.Builder
+	for _, l := range strings.Split(strings.TrimSpace(m.KeyASCII), "\n") {
+		key.WriteString("      " + l + "\n")
+	}
+	return `apiVersion: hardbake.dev/v1
+kind: Profile
+metadata:
+  name: e2e
+  description: hardbake end-to-end suite (hermetic mirror, strict crypto)
+updates:
+  upgradeOnFirstBoot: true
+  unattended: {enabled: true, reboot: none}
+  mirror:
+    url: http://` + mirrorGuestAddr + `/debian
+    components: [main]
+    key: |
+` + key.String() + `ssh:
+  port: random
+  maxAuthTries: 3
+  loginGraceTime: 30s
+  crypto: modern
+admin: {sudo: nopasswd, shell: /bin/bash}
+firewall:
+  backend: auto
+  services:
+    - {port: ` + strconv.Itoa(portHTTP) + `, proto: tcp}
+    - {port: ` + strconv.Itoa(portRestrict) + `, proto: tcp, sources: ["203.0.113.0/24"]}
+fail2ban:
+  enabled: true
+  defaults: {bantime: 10m, findtime: 10m, maxretry: 5}
+  jails:
+    sshd: {maxretry: 3, findtime: 5m, bantime: 30m}
+sysctl: {hardening: true}
+packages: []
+`
+}
+
+func orderYAML(sc scenario, key *sshKey) string {
+	s := fmt.Sprintf(`hostname: e2e-%s
+instance_id: i-e2e-%s
+admin_user: admin
+ssh_keys:
+  - %s
+allow: ["%d/tcp"]
+`, sc.Name, sc.Name, key.Authorized, portOrder)
+	if sc.SSHPort != 0 {
+		s += fmt.Sprintf("ssh_port: %d\n", sc.SSHPort)
+	}
+	return s
+}
+
+var sshPortRe = regexp.MustCompile(`ssh port (\d+)`)
+
+// makeSeed runs bin/hardbake to build the seed; for the sshd fault it
+// renders a directory seed, injects an sshd setting the guest's OpenSSH
+// rejects into the plan, and packs the ISO itself.
+func makeSeed(ctx context.Context, root, dir string, sc scenario, m *mirror, key *sshKey) (seed string, port int, err error) {
+	prof := filepath.Join(dir, "profile.yaml")
+	ord := filepath.Join(dir, "order.yaml")
+	if err := os.WriteFile(prof, []byte(profileYAML(m)), 0o644); err != nil {
+		return "", 0, fmt.Errorf("write profile: %w", err)
+	}
+	if err := os.WriteFile(ord, []byte(orderYAML(sc, key)), 0o644); err != nil {
+		return "", 0, fmt.Errorf("write order: %w", err)
+	}
+	bin := filepath.Join(root, "bin", "hardbake")
+	if _, err := os.Stat(bin); err != nil {
+		return "", 0, fmt.Errorf("%s missing: run `make build` first: %w", bin, err)
+	}
+	seed = filepath.Join(dir, "seed.iso")
+	args := []string{"iso", "--profile", prof, "--order", ord, "-o", seed}
+	if sc.Kind == "fault-sshd" {
+		args = []string{"iso", "--profile", prof, "--order", ord, "--format", "dir", "-o", filepath.Join(dir, "seed")}
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stdout = &stderr
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return "", 0, fmt.Errorf("hardbake %s: %w: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	mm := sshPortRe.FindStringSubmatch(stderr.String())
+	if mm == nil {
+		return "", 0, fmt.Errorf("hardbake did not say the ssh port: %s", stderr.String())
+	}
+	port, _ = strconv.Atoi(mm[1])
+	if sc.Kind == "fault-sshd" {
+		ud := filepath.Join(dir, "seed", "user-data")
+		if err := injectSSHDSetting(ud, "KexAlgorithms mlkem768x25519-sha256,curve25519-sha256\n"); err != nil {
+			return "", 0, err
+		}
+		out, err := exec.CommandContext(ctx, "xorriso", "-as", "mkisofs", "-quiet", "-r", "-V", "cidata", "-o", seed, filepath.Join(dir, "seed")).CombinedOutput()
+		if err != nil {
+			return "", 0, fmt.Errorf("xorriso: %w: %s", err, out)
+		}
+	}
+	return seed, port, nil
+}
+
+// injectSSHDSetting puts line first in the plan's sshd drop-in (sshd takes
+// the first value) and re-pins the plan's sha256 in the user-data. It is
+// the test-only way to make the guest's `sshd -t` reject the config.
+func injectSSHDSetting(userData, line string) error {
+	data, err := os.ReadFile(userData)
+	if err != nil {
+		return fmt.Errorf("read user-data: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("parse user-data: %w", err)
+	}
+	var planNode *yaml.Node
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.ScalarNode && strings.HasPrefix(n.Value, "{") && strings.Contains(n.Value, `"drop_in"`) {
+			planNode = n
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(&doc)
+	if planNode == nil {
+		return fmt.Errorf("no plan JSON in %s", userData)
+	}
+	old := planNode.Value
+	var p map[string]any
+	if err := json.Unmarshal([]byte(old), &p); err != nil {
+		return fmt.Errorf("decode plan: %w", err)
+	}
+	sshSec, _ := p["ssh"].(map[string]any)
+	dropIn, _ := sshSec["drop_in"].(map[string]any)
+	content, _ := dropIn["content"].(string)
+	if content == "" {
+		return fmt.Errorf("plan has no ssh.drop_in.content")
+	}
+	dropIn["content"] = line + content
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(p); err != nil {
+		return fmt.Errorf("encode plan: %w", err)
+	}
+	planNode.Value = buf.String()
+	oldSum := sha256.Sum256([]byte(old))
+	newSum := sha256.Sum256(buf.Bytes())
+	oldHex, newHex := hex.EncodeToString(oldSum[:]), hex.EncodeToString(newSum[:])
+	replaced := 0
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, oldHex) {
+			n.Value = strings.ReplaceAll(n.Value, oldHex, newHex)
+			replaced++
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(&doc)
+	if replaced == 0 {
+		return fmt.Errorf("plan sha256 %s not found in user-data", oldHex)
+	}
+	out, err := yaml.Marshal(&doc)
+	if err != nil {
+		return fmt.Errorf("encode user-data: %w", err)
+	}
+	return os.WriteFile(userData, append([]byte("#cloud-config\n"), out...), 0o644)
+}
+
+// referenceSeed builds the seed for the reference boot: the guide's steps
+// as a hand-written plain cloud-config (testdata/reference-user-data.yaml).
+func referenceSeed(ctx context.Context, root, dir string, sc scenario, m *mirror, key *sshKey) (string, error) {
+	tmpl, err := os.ReadFile(filepath.Join(root, "e2e", "testdata", "reference-user-data.yaml"))
+	if err != nil {
+		return "", fmt.Errorf("read reference user-data: %w", err)
+	}
+	var keyIndented strings.Builder
+	for i, l := range strings.Split(strings.TrimSpace(m.KeyASCII), "\n") {
+		if i > 0 {
+			keyIndented.WriteString("\n      ")
+		}
+		keyIndented.WriteString(l)
+	}
+	ud := strings.NewReplacer(
+		"@ADMIN_KEY@", key.Authorized,
+		"@MIRROR_KEY@", keyIndented.String(),
+		"@MIRROR_URL@", "http://"+mirrorGuestAddr+"/debian",
+		"@RELEASE@", m.Codename,
+		"@SSH_PORT@", strconv.Itoa(sc.SSHPort),
+	).Replace(string(tmpl))
+	udPath := filepath.Join(dir, "user-data")
+	mdPath := filepath.Join(dir, "meta-data")
+	if err := os.WriteFile(udPath, []byte(ud), 0o644); err != nil {
+		return "", fmt.Errorf("write user-data: %w", err)
+	}
+	md := fmt.Sprintf("instance-id: i-e2e-%s\nlocal-hostname: e2e-%s\n", sc.Name, sc.Name)
+	if err := os.WriteFile(mdPath, []byte(md), 0o644); err != nil {
+		return "", fmt.Errorf("write meta-data: %w", err)
+	}
+	seed := filepath.Join(dir, "seed.iso")
+	out, err := exec.CommandContext(ctx, "cloud-localds", seed, udPath, mdPath).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("cloud-localds: %w: %s", err, out)
+	}
+	return seed, nil
+}
+
+// journalTimeout bounds every wait on the guest.
+const (
+	bootTimeout  = 12 * time.Minute
+	loginTimeout = 3 * time.Minute
+	cmdTimeout   = 2 * time.Minute
+)
