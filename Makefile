@@ -1,22 +1,26 @@
-# hardbake — see README.md. Every target works on a fresh Debian 12 machine
-# after `.ci/deps` (or `make deps`) has installed the system packages.
+# hardbake — see README.md. `make demo` and `make test` work on a fresh
+# Debian 12 machine: both first install the system packages (.ci/deps) once.
 GO        ?= go
 BIN       := bin
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 AGENT_LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME  ?= 5s
+# Re-run .ci/deps whenever it changes.
+DEPS_STAMP := .cache/deps-$(shell sha256sum .ci/deps | cut -c1-16)
 
 .PHONY: all build cli agent test unit fuzz vet demo bench e2e deps clean
 
 all: build
 
-deps:
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): .ci/deps
 	bash .ci/deps
+	mkdir -p .cache && touch $@
 
 build: cli agent
 
 cli:
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/hardbake ./cmd/hardbake
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN)/hardbake ./cmd/hardbake
 
 # The agent for both architectures, static and stripped; sizes printed beside
 # a stripped hello-world built the same way in the same run.
@@ -33,16 +37,16 @@ unit:
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
 
-test: build vet unit fuzz
+test: deps build vet unit fuzz
 
-demo: build
+demo: deps build
 	bash scripts/demo.sh
 
-bench: build
+bench: deps build
 	bash scripts/bench.sh
 
-e2e: build
+e2e: deps build
 	$(GO) test -tags e2e -count=1 -timeout 80m -v ./e2e/...
 
 clean:
-	rm -rf $(BIN) out
+	rm -rf $(BIN) out .cache
