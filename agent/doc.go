@@ -1,0 +1,29 @@
+// Package agent applies a hardbake plan on the machine it runs on, proves the
+// result from inside, rolls back what fails and writes a report.
+//
+// It is the body of cmd/hardbake-firstboot, which cloud-init runs twice on
+// first boot:
+//
+//   - stage "early" from the first bootcmd entry, before sshd.service starts
+//     (cloud-init.service is ordered Before=sshd.service): firewall, sshd
+//     drop-in (and ssh.socket override where SSH is socket-activated), root
+//     password lock, sysctl, and the config files of packages that are not
+//     installed yet (jail.local, apt periodic settings).
+//   - stage "late" from runcmd, after the packages are installed: finishes a
+//     firewall that waited for nft/iptables, proves sshd answers an SSH
+//     banner on the new port and not on 22, checks the admin user, restarts
+//     and queries fail2ban, checks unattended-upgrades.
+//
+// Exit codes of the command (see ExitCode):
+//
+//	0  everything applied and verified (or nothing to do)
+//	1  failed: a step was rolled back or could not be applied
+//	2  usage error or bad plan (unreadable, digest mismatch, wrong version)
+//	3  partial: SSH and firewall hardened, but a package needed to verify
+//	   fail2ban or unattended-upgrades is missing
+//
+// Every file access goes through Root and every command through Runner, so
+// the whole agent runs against a temporary directory and a scripted fake
+// machine in tests. The agent never uses encoding/json, net or os/exec:
+// each of them costs hundreds of KiB in a static binary (docs/bench/agent.md).
+package agent

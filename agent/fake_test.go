@@ -1,0 +1,397 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"hardbake.dev/hardbake/plan"
+)
+
+// fakeMachine is a scripted Debian-like machine: systemd units, sshd that
+// listens where its files say, nft/iptables that "load" the files they are
+// given, sysctl, fail2ban and apt. It records every command.
+type fakeMachine struct {
+	t    *testing.T
+	root string
+
+	mu       sync.Mutex
+	calls    []string
+	tools    map[string]bool
+	units    map[string]string // unit -> "enabled"/"disabled"
+	active   map[string]bool
+	listen   map[int]bool // ports answering an SSH banner
+	fail     map[string]error
+	nftRules string // loaded nft ruleset text
+	ipt4     string // loaded iptables-restore text
+	ipt6     string
+	sysctl   map[string]string
+	f2bUp    bool
+	f2bPort  string
+	uuPkg    bool
+	// sshdBroken makes a restarted sshd listen nowhere; with
+	// fixOnRollback it still works on 22 (the old config).
+	sshdBroken, fixOnRollback bool
+}
+
+func newFake(t *testing.T) *fakeMachine {
+	root := t.TempDir()
+	m := &fakeMachine{
+		t: t, root: root,
+		tools:  map[string]bool{"sshd": true, "ssh-keygen": true, "systemctl": true, "usermod": true, "sysctl": true, "nft": true, "dpkg-query": true, "apt-config": true},
+		units:  map[string]string{"ssh.service": "enabled", "ssh.socket": "disabled", "apt-daily-upgrade.timer": "enabled"},
+		active: map[string]bool{},
+		listen: map[int]bool{},
+		fail:   map[string]error{},
+		sysctl: map[string]string{},
+	}
+	m.write("/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\nKbdInteractiveAuthentication no\n", 0o644)
+	m.write("/etc/ssh/ssh_host_ed25519_key", "private", 0o600)
+	m.write("/etc/ssh/ssh_host_ed25519_key.pub", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBg+o9Zy8Ywss8vOp1YxC9cvjn5YxA3V+3mM4mOlx9c5 root@x\n", 0o644)
+	m.write("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\nadmin:x:1000:1000::/home/admin:/bin/bash\n", 0o644)
+	m.write("/etc/group", "root:x:0:\nadmin:x:1000:\n", 0o644)
+	m.write("/etc/shadow", "root:$y$hash:19000:0:99999:7:::\nadmin:!:19000::::::\n", 0o640)
+	m.write("/home/admin/.ssh/authorized_keys", "ssh-ed25519 AAAA admin\n", 0o600)
+	return m
+}
+
+func (m *fakeMachine) write(p, content string, mode os.FileMode) {
+	full := filepath.Join(m.root, p)
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		m.t.Fatal(err)
+	}
+	if err := os.WriteFile(full, []byte(content), mode); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
+func (m *fakeMachine) read(p string) string {
+	data, _ := os.ReadFile(filepath.Join(m.root, p))
+	return string(data)
+}
+
+func (m *fakeMachine) agent() *Agent {
+	return &Agent{
+		Root: Root{Dir: m.root}, Runner: m, Uptime: func() float64 { return 12.5 },
+		Banner: m.banner, Sleep: func(time.Duration) {}, Out: &strings.Builder{},
+		Version: "test", Wait: time.Millisecond,
+	}
+}
+
+func (m *fakeMachine) LookPath(name string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.tools[name] {
+		return "/usr/sbin/" + name, nil
+	}
+	return "", fmt.Errorf("%s: not found", name)
+}
+
+func (m *fakeMachine) banner(_ context.Context, port int, _ time.Duration) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.listen[port] {
+		return "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3", nil
+	}
+	return "", errors.New("connection refused")
+}
+
+var portLine = regexp.MustCompile(`(?m)^Port (\d+)`)
+var listenLine = regexp.MustCompile(`(?m)^ListenStream=(\d+)$`)
+
+// sshdPort is the port sshd's files configure (first Port wins, like sshd).
+func (m *fakeMachine) sshdPort() string {
+	if mm := portLine.FindStringSubmatch(m.read("/etc/ssh/sshd_config.d/10-hardbake.conf")); mm != nil {
+		return mm[1]
+	}
+	return "22"
+}
+
+// socketPort is where ssh.socket listens after a restart.
+func (m *fakeMachine) socketPort(generated bool) string {
+	if generated {
+		return m.sshdPort()
+	}
+	if all := listenLine.FindAllStringSubmatch(m.read("/etc/systemd/system/ssh.socket.d/10-hardbake.conf"), -1); all != nil {
+		return all[len(all)-1][1]
+	}
+	return "22"
+}
+
+func (m *fakeMachine) startSSH(port string) {
+	m.listen = map[int]bool{}
+	if !m.sshdBroken || (m.fixOnRollback && port == "22") {
+		var n int
+		fmt.Sscan(port, &n)
+		m.listen[n] = true
+	}
+}
+
+func (m *fakeMachine) callList() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.calls)
+}
+
+func (m *fakeMachine) Run(_ context.Context, name string, args ...string) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	line := strings.Join(append([]string{name}, args...), " ")
+	line = strings.ReplaceAll(line, m.root, "")
+	m.calls = append(m.calls, line)
+	if !m.tools[name] {
+		return nil, fmt.Errorf("%s: not found", name)
+	}
+	for prefix, err := range m.fail {
+		if strings.HasPrefix(line, prefix) {
+			return nil, &ExitError{Cmd: line, Code: 1, Stderr: err.Error()}
+		}
+	}
+	arg := func(i int) string {
+		if i < len(args) {
+			return strings.ReplaceAll(args[i], m.root, "")
+		}
+		return ""
+	}
+	switch name {
+	case "systemctl":
+		switch arg(0) {
+		case "is-enabled":
+			if s, ok := m.units[arg(1)]; ok {
+				return []byte(s + "\n"), nil
+			}
+			return []byte("disabled\n"), &ExitError{Cmd: line, Code: 1}
+		case "is-active":
+			if m.active[arg(1)] {
+				return []byte("active\n"), nil
+			}
+			return []byte("inactive\n"), &ExitError{Cmd: line, Code: 3}
+		case "enable":
+			m.units[arg(1)] = "enabled"
+		case "restart":
+			m.active[arg(1)] = true
+			switch arg(1) {
+			case "ssh.service":
+				m.startSSH(m.sshdPort())
+			case "ssh.socket":
+				m.startSSH(m.socketPort(m.exists("/usr/lib/systemd/system-generators/sshd-socket-generator")))
+			case "fail2ban.service":
+				m.f2bUp = true
+				if mm := regexp.MustCompile(`(?m)^port\s*=\s*(\S+)`).FindStringSubmatch(m.read("/etc/fail2ban/jail.local")); mm != nil {
+					m.f2bPort = mm[1]
+				}
+			}
+		}
+		return nil, nil
+	case "ssh-keygen":
+		m.write(arg(6), "throwaway", 0o600)
+		return nil, nil
+	case "sshd":
+		if arg(0) == "-t" {
+			if arg(1) == "-f" && strings.Contains(m.read(arg(2)), "Include") {
+				inc := strings.TrimPrefix(strings.SplitN(m.read(arg(2)), "\n", 2)[0], "Include "+m.root)
+				if strings.Contains(m.read(inc), "Bogus") {
+					return nil, &ExitError{Cmd: line, Code: 255, Stderr: "Bad configuration option: Bogus"}
+				}
+			}
+			return nil, nil
+		}
+		return []byte("port " + m.sshdPort() + "\npermitrootlogin " + m.dropInValue("PermitRootLogin", "without-password") +
+			"\npasswordauthentication " + m.dropInValue("PasswordAuthentication", "yes") + "\nkbdinteractiveauthentication no\nmaxauthtries " +
+			m.dropInValue("MaxAuthTries", "6") + "\n"), nil
+	case "usermod":
+		m.write("/etc/shadow", strings.Replace(m.read("/etc/shadow"), "root:$", "root:!$", 1), 0o640)
+		return nil, nil
+	case "nft":
+		switch {
+		case arg(0) == "-c":
+			return nil, nil
+		case arg(0) == "-f":
+			m.nftRules = m.read(arg(1))
+			return nil, nil
+		case arg(0) == "flush":
+			m.nftRules = ""
+			return nil, nil
+		case arg(0) == "-j":
+			return []byte(fakeNftJSON(m.nftRules)), nil
+		}
+	case "iptables-restore", "ip6tables-restore":
+		if arg(0) == "--test" {
+			return nil, nil
+		}
+		if name == "iptables-restore" {
+			m.ipt4 = m.read(arg(0))
+		} else {
+			m.ipt6 = m.read(arg(0))
+		}
+		return nil, nil
+	case "iptables":
+		return []byte(fakeIptS(m.ipt4)), nil
+	case "ip6tables":
+		return []byte(fakeIptS(m.ipt6)), nil
+	case "sysctl":
+		if arg(0) == "-p" {
+			for _, l := range strings.Split(m.read(arg(1)), "\n") {
+				if k, v, ok := strings.Cut(l, "="); ok {
+					m.sysctl[strings.TrimSpace(k)] = strings.TrimSpace(v)
+				}
+			}
+			return nil, nil
+		}
+		return []byte(m.sysctl[arg(1)] + "\n"), nil
+	case "fail2ban-client":
+		switch {
+		case arg(0) == "-t":
+			return nil, nil
+		case !m.f2bUp:
+			return nil, &ExitError{Cmd: line, Code: 255, Stderr: "Failed to access socket path"}
+		case arg(0) == "ping":
+			return []byte("Server replied: pong\n"), nil
+		case arg(0) == "status":
+			return []byte("Status for the jail: sshd\n"), nil
+		case arg(0) == "get" && arg(2) == "actions":
+			return []byte("The jail sshd has the following actions:\nnftables-multiport\n"), nil
+		case arg(0) == "get" && arg(2) == "action":
+			return []byte(m.f2bPort + "\n"), nil
+		}
+	case "dpkg-query":
+		if m.uuPkg {
+			return []byte("install ok installed"), nil
+		}
+		return nil, &ExitError{Cmd: line, Code: 1, Stderr: "dpkg-query: no packages found matching unattended-upgrades"}
+	case "apt-config":
+		if m.uuPkg && strings.Contains(m.read("/etc/apt/apt.conf.d/20auto-upgrades"), `Unattended-Upgrade "1"`) {
+			return []byte("APT \"\";\nAPT::Periodic::Update-Package-Lists \"1\";\nAPT::Periodic::Unattended-Upgrade \"1\";\n"), nil
+		}
+		return []byte("APT \"\";\n"), nil
+	}
+	return nil, nil
+}
+
+func (m *fakeMachine) exists(p string) bool {
+	_, err := os.Stat(filepath.Join(m.root, p))
+	return err == nil
+}
+
+func (m *fakeMachine) dropInValue(key, def string) string {
+	re := regexp.MustCompile(`(?m)^` + key + ` (\S+)`)
+	if mm := re.FindStringSubmatch(m.read("/etc/ssh/sshd_config.d/10-hardbake.conf")); mm != nil {
+		return strings.ToLower(mm[1])
+	}
+	return def
+}
+
+var acceptLine = regexp.MustCompile(`(tcp|udp) dport (\d+) accept`)
+
+// fakeNftJSON renders what `nft -j list ruleset` prints for a loaded file:
+// an inet table with an input chain whose policy and accept rules come
+// from the file's text.
+func fakeNftJSON(rules string) string {
+	out := `{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}`
+	if rules == "" {
+		return out + "]}"
+	}
+	policy := "accept"
+	if strings.Contains(rules, "policy drop") {
+		policy = "drop"
+	}
+	out += `, {"table": {"family": "inet", "name": "hardbake", "handle": 1}}, {"chain": {"family": "inet", "table": "hardbake", "name": "input", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "` + policy + `"}}`
+	for i, mm := range acceptLine.FindAllStringSubmatch(rules, -1) {
+		out += fmt.Sprintf(`, {"rule": {"family": "inet", "table": "hardbake", "chain": "input", "handle": %d, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": %q, "field": "dport"}}, "right": %s}}, {"counter": {"packets": 0, "bytes": 0}}, {"accept": null}]}}`, i+4, mm[1], mm[2])
+	}
+	return out + "]}"
+}
+
+// fakeIptS turns an iptables-restore file into `iptables -S` output.
+func fakeIptS(rules string) string {
+	if rules == "" {
+		return "-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n"
+	}
+	var b strings.Builder
+	for _, l := range strings.Split(rules, "\n") {
+		switch {
+		case strings.HasPrefix(l, ":"):
+			f := strings.Fields(l[1:])
+			fmt.Fprintf(&b, "-P %s %s\n", f[0], f[1])
+		case strings.HasPrefix(l, "-A"):
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
+
+// testPlan is a complete plan moving SSH to 50022.
+func testPlan() *plan.Plan {
+	return &plan.Plan{
+		Version: 1, Profile: "test", InstanceID: "i-1",
+		SSH: plan.SSH{
+			Port: 50022,
+			DropIn: plan.File{Path: "/etc/ssh/sshd_config.d/10-hardbake.conf", Mode: 0o600, Owner: "root:root",
+				Content: "Port 50022\nPermitRootLogin no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nMaxAuthTries 3\n"},
+			SocketDropIn: plan.File{Path: "/etc/systemd/system/ssh.socket.d/10-hardbake.conf", Mode: 0o644, Owner: "root:root",
+				Content: "[Socket]\nListenStream=\nListenStream=50022\n"},
+			Expect: map[string]string{"port": "50022", "permitrootlogin": "no", "passwordauthentication": "no", "maxauthtries": "3"},
+		},
+		Accounts: plan.Accounts{Admin: "admin", LockRootPassword: true},
+		Firewall: &plan.Firewall{
+			Backend: "auto",
+			Nftables: plan.File{Path: "/etc/nftables.conf", Mode: 0o755, Owner: "root:root",
+				Content: "#!/usr/sbin/nft -f\nflush ruleset\ntable inet hardbake {\n chain input {\n  type filter hook input priority 0; policy drop;\n  tcp dport 50022 accept\n  tcp dport 443 accept\n }\n}\n"},
+			IPTablesV4: plan.File{Path: "/etc/iptables/rules.v4", Mode: 0o644,
+				Content: "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 50022 -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 443 -j ACCEPT\nCOMMIT\n"},
+			IPTablesV6: plan.File{Path: "/etc/iptables/rules.v6", Mode: 0o644,
+				Content: "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m multiport --dports 50022,443 -j ACCEPT\nCOMMIT\n"},
+			IPTablesUnit: plan.File{Path: "/etc/systemd/system/hardbake-iptables.service", Mode: 0o644, Content: "[Unit]\n"},
+			Allow:        []plan.Port{{Port: 50022, Proto: "tcp"}, {Port: 443, Proto: "tcp"}},
+		},
+		Fail2ban: &plan.Fail2ban{
+			JailLocal: plan.File{Path: "/etc/fail2ban/jail.local", Mode: 0o644, Content: "[DEFAULT]\nbantime = 1h\n[sshd]\nenabled = true\nport = 50022\nbackend = systemd\n"},
+			Jails:     map[string]string{"sshd": "50022"},
+		},
+		Updates: &plan.Updates{
+			Files:      []plan.File{{Path: "/etc/apt/apt.conf.d/20auto-upgrades", Mode: 0o644, Content: "APT::Periodic::Update-Package-Lists \"1\";\nAPT::Periodic::Unattended-Upgrade \"1\";\n"}},
+			Unattended: true,
+		},
+		Sysctl: &plan.Sysctl{
+			File:   plan.File{Path: "/etc/sysctl.d/90-hardbake.conf", Mode: 0o644, Content: "net.ipv4.tcp_syncookies = 1\n"},
+			Expect: map[string]string{"net.ipv4.tcp_syncookies": "1"},
+		},
+	}
+}
+
+// install writes p as the machine's plan and returns its digest.
+func (m *fakeMachine) install(p *plan.Plan) string {
+	data, err := plan.Encode(p)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.write(plan.PlanPath, string(data), 0o600)
+	return plan.Digest(data)
+}
+
+// apply runs a stage and returns the exit code, report and summary line.
+func (m *fakeMachine) apply(stage string, force bool) (int, *plan.Report, string) {
+	m.t.Helper()
+	a := m.agent()
+	code, err := a.Run(context.Background(), Options{Stage: stage, PlanPath: plan.PlanPath, Force: force})
+	if err != nil {
+		m.t.Logf("run %s: %v", stage, err)
+	}
+	return code, m.report(), a.Out.(*strings.Builder).String()
+}
+
+func statMode(p string) (os.FileMode, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Mode().Perm(), nil
+}

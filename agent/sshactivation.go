@@ -1,0 +1,97 @@
+package agent
+
+import (
+	"fmt"
+	"strings"
+)
+
+// How sshd is started on this machine; detected, never assumed.
+const (
+	actService   = "service"          // ssh.service (Debian default)
+	actSocket    = "socket"           // ssh.socket with ListenStream= (Ubuntu 22.10–23.10, Debian with the socket enabled)
+	actGenerated = "socket-generated" // ssh.socket generated from sshd_config (Ubuntu 24.04+)
+)
+
+// generators are where sshd-socket-generator lives on usr-merged and older systems.
+var generators = []string{
+	"/usr/lib/systemd/system-generators/sshd-socket-generator",
+	"/lib/systemd/system-generators/sshd-socket-generator",
+}
+
+func (r *run) unitState(verb, unit string) string {
+	out, _ := runString(r.ctx, r.Runner, "systemctl", verb, unit)
+	return out
+}
+
+func (r *run) activation() string {
+	enabled := strings.HasPrefix(r.unitState("is-enabled", "ssh.socket"), "enabled")
+	if !enabled && r.unitState("is-active", "ssh.socket") != "active" {
+		return actService
+	}
+	for _, g := range generators {
+		if r.Root.Exists(g) {
+			return actGenerated
+		}
+	}
+	return actSocket
+}
+
+// restartSSH makes the running sshd pick up the files. It reports whether
+// anything was restarted: at first boot ssh.service has not started yet
+// (it is ordered after cloud-init.service, so starting it from here would
+// deadlock) and simply starts later with the new config.
+func (r *run) restartSSH(mode string) (bool, error) {
+	systemctl := func(args ...string) error {
+		_, err := r.Runner.Run(r.ctx, "systemctl", args...)
+		return err
+	}
+	if mode == actService {
+		if r.unitState("is-active", "ssh.service") != "active" {
+			return false, nil
+		}
+		if err := systemctl("restart", "ssh.service"); err != nil {
+			return true, fmt.Errorf("restart ssh.service: %w", err)
+		}
+		return true, nil
+	}
+	// Socket: the listening port lives in the socket unit (a drop-in, or
+	// generated from sshd_config), so systemd must re-read units first.
+	if err := systemctl("daemon-reload"); err != nil {
+		return true, fmt.Errorf("daemon-reload: %w", err)
+	}
+	if err := systemctl("restart", "ssh.socket"); err != nil {
+		return true, fmt.Errorf("restart ssh.socket: %w", err)
+	}
+	if r.unitState("is-active", "ssh.service") == "active" {
+		if err := systemctl("restart", "ssh.service"); err != nil {
+			return true, fmt.Errorf("restart ssh.service: %w", err)
+		}
+	}
+	return true, nil
+}
+
+// waitBanner polls until sshd answers an SSH identification line on port.
+func (r *run) waitBanner(port int) (string, error) {
+	var banner string
+	err := r.poll(func() error {
+		b, err := r.Banner(r.ctx, port, 3e9)
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(b, "SSH-") {
+			return fmt.Errorf("127.0.0.1:%d answers %q, not an SSH banner", port, b)
+		}
+		banner = b
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("no SSH banner on port %d: %w", port, err)
+	}
+	return banner, nil
+}
+
+// port22Answers reports whether an SSH server still answers on 22.
+func (r *run) port22Answers() bool {
+	b, err := r.Banner(r.ctx, 22, 2e9)
+	return err == nil && strings.HasPrefix(b, "SSH-")
+}

@@ -1,0 +1,88 @@
+// Command hardbake-firstboot is the first-boot agent: cloud-init runs it to
+// apply a hardbake plan, prove it and report. See package agent for the
+// stages and exit codes.
+//
+//	hardbake-firstboot apply --stage early|late [--plan FILE] [--plan-sha256 HEX] [--root DIR]
+//	hardbake-firstboot check [--plan FILE] [--root DIR]
+//	hardbake-firstboot version
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"hardbake.dev/hardbake/agent"
+	"hardbake.dev/hardbake/plan"
+)
+
+// version is set at build time with -X main.version=….
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func usage(w io.Writer) int {
+	fmt.Fprintln(w, "usage: hardbake-firstboot apply --stage early|late [--plan FILE] [--plan-sha256 HEX] [--root DIR]")
+	fmt.Fprintln(w, "       hardbake-firstboot check [--plan FILE] [--root DIR]")
+	fmt.Fprintln(w, "       hardbake-firstboot version")
+	return agent.ExitUsage
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		return usage(stderr)
+	}
+	cmd := args[0]
+	if cmd == "version" {
+		fmt.Fprintln(stdout, "hardbake-firstboot", version)
+		return agent.ExitOK
+	}
+	if cmd != "apply" && cmd != "check" {
+		return usage(stderr)
+	}
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	planPath := fs.String("plan", plan.PlanPath, "plan file (path on the machine, under --root)")
+	root := fs.String("root", "/", "root directory every file path is relative to")
+	var stage, digest *string
+	if cmd == "apply" {
+		stage = fs.String("stage", "", "early (from bootcmd) or late (from runcmd)")
+		digest = fs.String("plan-sha256", "", "refuse a plan whose sha256 differs")
+	}
+	if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 0 {
+		return agent.ExitUsage
+	}
+	opts := agent.Options{Stage: agent.StageCheck, PlanPath: *planPath}
+	if cmd == "apply" {
+		if *stage != agent.StageEarly && *stage != agent.StageLate {
+			fmt.Fprintln(stderr, "hardbake-firstboot: --stage must be early or late")
+			return agent.ExitUsage
+		}
+		opts.Stage, opts.WantDigest = *stage, *digest
+	}
+	a := &agent.Agent{
+		Root:    agent.Root{Dir: *root},
+		Runner:  agent.ExecRunner{},
+		Uptime:  agent.ProcUptime,
+		Banner:  agent.DialBanner,
+		Sleep:   time.Sleep,
+		Out:     stdout,
+		Version: version,
+	}
+	// A hard bound on the whole run: cloud-init must never hang on us.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	code, err := a.Run(ctx, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "hardbake-firstboot: %v\n", err)
+		if code == agent.ExitUsage {
+			fmt.Fprintf(stdout, "hardbake: FAILED step=plan: %v\n", err)
+		}
+	}
+	return code
+}
