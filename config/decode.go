@@ -18,12 +18,20 @@ import (
 type Source struct {
 	File  string
 	pos   map[string]Pos    // key path -> position of its value
+	null  map[string]bool   // key paths given as null (absent: defaults apply)
 	flags map[string]string // key path -> the flag that overrode it
 }
 
 // NewSource returns an empty Source, for values that come from flags only.
 func NewSource(file string) *Source {
-	return &Source{File: file, pos: map[string]Pos{}, flags: map[string]string{}}
+	return &Source{File: file, pos: map[string]Pos{}, null: map[string]bool{}, flags: map[string]string{}}
+}
+
+// given reports whether the document set path to a non-null value, which
+// tells an explicit 0 from an absent key whose zero value means "default".
+func (s *Source) given(path string) bool {
+	_, ok := s.pos[path]
+	return ok && !s.null[path]
 }
 
 // Pos returns the position of path, or of its nearest ancestor that has one.
@@ -59,6 +67,10 @@ func decodeStrict(file string, data []byte, out any) (*Source, error) {
 	errs := &errList{src: src}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
+	if len(bytes.TrimSpace(data)) == 0 { // yaml.v3 calls a lone tab a syntax error
+		errs.add("", "empty document")
+		return src, errs.err()
+	}
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			errs.add("", "empty document")
@@ -68,8 +80,7 @@ func decodeStrict(file string, data []byte, out any) (*Source, error) {
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		src.pos["(document 2)"] = Pos{extra.Line, extra.Column}
-		errs.add("(document 2)", "only one document is allowed")
+		errs.addAt(Pos{extra.Line, extra.Column}, "", "only one document is allowed")
 	} else if !errors.Is(err, io.EOF) {
 		return src, &InputError{Errs: []*FieldError{syntaxError(file, err)}}
 	}
@@ -81,11 +92,11 @@ func decodeStrict(file string, data []byte, out any) (*Source, error) {
 		}
 		root = root.Content[0]
 	}
-	src.pos[""] = Pos{root.Line, root.Column}
-	if isNull(root) {
+	if isNull(root) { // no position: "---" alone puts it on the line after
 		errs.add("", "empty document")
 		return src, errs.err()
 	}
+	src.pos[""] = Pos{root.Line, root.Column}
 	d := &decoder{src: src, errs: errs}
 	d.value("", root, reflect.ValueOf(out).Elem())
 	return src, errs.err()
@@ -131,6 +142,7 @@ func (d *decoder) value(path string, n *yaml.Node, v reflect.Value) {
 	}
 	d.src.pos[path] = Pos{n.Line, n.Column}
 	if isNull(n) {
+		d.src.null[path] = true
 		return // absent: the default applies
 	}
 	if v.CanAddr() && v.Addr().Type().Implements(nodeDecoderType) {
@@ -214,8 +226,7 @@ func (d *decoder) pairs(path string, n *yaml.Node, fn func(key string, keyNode, 
 			continue
 		}
 		if line, dup := seen[k.Value]; dup {
-			d.src.pos[kp+"(duplicate)"] = Pos{k.Line, k.Column}
-			d.errs.add(kp+"(duplicate)", "duplicate key %q (first defined on line %d)", k.Value, line)
+			d.errs.addAt(Pos{k.Line, k.Column}, kp, "duplicate key %q (first defined on line %d)", k.Value, line)
 			continue
 		}
 		seen[k.Value] = k.Line

@@ -71,6 +71,16 @@ func (l *errList) add(path, format string, args ...any) {
 	l.errs = append(l.errs, fe)
 }
 
+// addAt adds a problem at pos, which need not be the position recorded for
+// path (a duplicate key, a second document).
+func (l *errList) addAt(pos Pos, path, format string, args ...any) {
+	fe := &FieldError{Path: path, Pos: pos, Reason: fmt.Sprintf(format, args...)}
+	if l.src != nil {
+		fe.File = l.src.File
+	}
+	l.errs = append(l.errs, fe)
+}
+
 // err returns nil or an *InputError with the problems sorted by position,
 // which is the order a reader goes through the file.
 func (l *errList) err() error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -92,7 +93,7 @@ func (o *Order) Resolve(p *Profile, src *Source) (*Machine, error) {
 		}
 		m.Keys = append(m.Keys, k)
 	}
-	if o.SSHPort != 0 {
+	if o.SSHPort != 0 || src.given("ssh_port") {
 		if reason := checkSSHPort(o.SSHPort); reason != "" {
 			e.add("ssh_port", "%s", reason)
 		}
@@ -131,18 +132,25 @@ func deriveInstanceID(m *Machine) string {
 	return "hb-" + hex.EncodeToString(h.Sum(nil))[:16]
 }
 
+const dsaRefused = "DSA keys are refused (broken and disabled in OpenSSH); use ed25519"
+
 // ParseAuthorizedKey validates one public key line: a single key, no
 // options, no certificates, no DSA, RSA of at least 2048 bits.
 func ParseAuthorizedKey(line string) (AuthorizedKey, string) {
 	line = strings.TrimSpace(line)
-	if strings.ContainsFunc(line, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+	if strings.ContainsFunc(line, func(r rune) bool { return r != '\t' && containsControl(string(r)) }) {
 		return AuthorizedKey{}, "must be a single authorized_keys line without control characters"
 	}
-	pub, _, options, rest, err := ssh.ParseAuthorizedKey([]byte(line))
+	// x/crypto/ssh no longer parses DSA keys at all: name them before it
+	// would call them "no key found".
+	if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "ssh-dss") {
+		return AuthorizedKey{}, dsaRefused
+	}
+	pub, comment, options, rest, err := ssh.ParseAuthorizedKey([]byte(line))
 	if err != nil {
 		return AuthorizedKey{}, fmt.Sprintf("not an SSH public key: %v", err)
 	}
-	if len(bytes.TrimSpace(rest)) != 0 {
+	if len(bytes.TrimSpace(rest)) != 0 || secondKey(comment) {
 		return AuthorizedKey{}, "must hold exactly one key"
 	}
 	if len(options) != 0 {
@@ -153,7 +161,7 @@ func ParseAuthorizedKey(line string) (AuthorizedKey, string) {
 	}
 	switch pub.Type() {
 	case ssh.KeyAlgoDSA:
-		return AuthorizedKey{}, "DSA keys are refused (broken and disabled in OpenSSH); use ed25519"
+		return AuthorizedKey{}, dsaRefused
 	case ssh.KeyAlgoRSA:
 		rsaKey, ok := pub.(ssh.CryptoPublicKey).CryptoPublicKey().(*rsa.PublicKey)
 		if !ok || rsaKey.N.BitLen() < 2048 {
@@ -165,6 +173,26 @@ func ParseAuthorizedKey(line string) (AuthorizedKey, string) {
 		}
 	}
 	return AuthorizedKey{Line: line, Type: pub.Type(), Fingerprint: ssh.FingerprintSHA256(pub)}, ""
+}
+
+// secondKey reports whether a key's comment holds another key ("TYPE
+// BASE64"), as when two keys were pasted on one line.
+func secondKey(comment string) bool {
+	f := strings.Fields(comment)
+	for i := 0; i+1 < len(f); i++ {
+		if _, err := ssh.ParsePublicKey(decodeBase64(f[i+1])); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func decodeBase64(s string) []byte {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // ParseKeyFile reads an authorized_keys-style file: one key a line, blank

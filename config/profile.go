@@ -82,7 +82,7 @@ func (p *PortSpec) decodeNode(n *yaml.Node) error {
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!int" {
 		v, err := strconv.Atoi(n.Value)
-		if err == nil {
+		if err == nil && v != 0 { // 0 would read as absent, i.e. random
 			*p = PortSpec{Value: v}
 			return nil
 		}

@@ -108,7 +108,8 @@ func checkDurationRange(s string, min, max time.Duration) string {
 	if reason != "" {
 		return reason
 	}
-	if d := time.Duration(secs) * time.Second; d < min || d > max {
+	// Compare in seconds: up to 999999w overflows a time.Duration.
+	if secs < int(min/time.Second) || secs > int(max/time.Second) {
 		return fmt.Sprintf("%s is outside %s–%s", s, min, max)
 	}
 	return ""
@@ -133,7 +134,7 @@ func checkURL(s string) string {
 	if u.Host == "" || u.Hostname() == "" {
 		return fmt.Sprintf("%q has no host", s)
 	}
-	if u.RawQuery != "" || u.Fragment != "" {
+	if strings.ContainsAny(s, "?#") { // also a bare "?" or "#": '#' starts a comment in sources.list
 		return fmt.Sprintf("%q must not have a query or fragment", s)
 	}
 	return ""

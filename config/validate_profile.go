@@ -3,7 +3,10 @@ package config
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // knownJails are the jails a profile may configure. sshd is always on.
@@ -13,21 +16,51 @@ var knownJails = map[string]bool{"sshd": true, "recidive": true}
 // file names the source in error messages.
 func DecodeProfile(file string, data []byte) (*Profile, error) {
 	var p Profile
-	src, err := decodeStrict(file, data, &p)
-	if err != nil {
-		return nil, err
+	src, decodeErr := decodeStrict(file, data, &p)
+	if decodeErr != nil && len(src.pos) == 0 {
+		return nil, decodeErr // not even a document: nothing to validate
 	}
-	p.setDefaults()
-	if err := p.validate(src); err != nil {
+	p.setDefaults(src)
+	// Validate even after decoding errors so one run reports every problem,
+	// but leave out what follows from a value that did not decode.
+	if err := mergeErrors(decodeErr, p.validate(src)); err != nil {
 		return nil, err
 	}
 	return &p, nil
 }
 
+// mergeErrors appends the validation errors that are not about a path (or
+// below a path) that already failed to decode.
+func mergeErrors(decodeErr, validateErr error) error {
+	de, _ := decodeErr.(*InputError)
+	ve, _ := validateErr.(*InputError)
+	if de == nil {
+		return validateErr
+	}
+	if ve == nil {
+		return decodeErr
+	}
+	merged := &errList{errs: append([]*FieldError(nil), de.Errs...)}
+	for _, v := range ve.Errs {
+		covered := false
+		for _, d := range de.Errs {
+			if d.Path == "" || v.Path == d.Path || strings.HasPrefix(v.Path, d.Path+".") || strings.HasPrefix(v.Path, d.Path+"[") {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			merged.errs = append(merged.errs, v)
+		}
+	}
+	return merged.err()
+}
+
 func ptr[T any](v T) *T { return &v }
 
-// setDefaults fills every absent value, so later stages never guess.
-func (p *Profile) setDefaults() {
+// setDefaults fills every absent value, so later stages never guess. An
+// explicit 0 is not absent: it is left for validation to refuse.
+func (p *Profile) setDefaults(src *Source) {
 	u := &p.Updates
 	if u.UpgradeOnFirstBoot == nil {
 		u.UpgradeOnFirstBoot = ptr(true)
@@ -53,7 +86,7 @@ func (p *Profile) setDefaults() {
 	if !s.Port.Random && s.Port.Value == 0 {
 		s.Port.Random = true
 	}
-	if s.MaxAuthTries == 0 {
+	if s.MaxAuthTries == 0 && !src.given("ssh.maxAuthTries") {
 		s.MaxAuthTries = 3
 	}
 	if s.LoginGraceTime == "" {
@@ -94,7 +127,7 @@ func (p *Profile) setDefaults() {
 	if b.Defaults.Findtime == "" {
 		b.Defaults.Findtime = "10m"
 	}
-	if b.Defaults.Maxretry == 0 {
+	if b.Defaults.Maxretry == 0 && !src.given("fail2ban.defaults.maxretry") {
 		b.Defaults.Maxretry = 5
 	}
 	if b.Jails == nil {
@@ -122,7 +155,7 @@ func (p *Profile) validate(src *Source) error {
 	if !profileRE.MatchString(p.Metadata.Name) {
 		e.add("metadata.name", "%q must be 1–63 lower-case letters, digits and inner hyphens", p.Metadata.Name)
 	}
-	if len(p.Metadata.Description) > 200 || containsControl(p.Metadata.Description) {
+	if utf8.RuneCountInString(p.Metadata.Description) > 200 || containsControl(p.Metadata.Description) {
 		e.add("metadata.description", "must be one line of at most 200 characters")
 	}
 
@@ -259,7 +292,7 @@ func checkJailSettings(e *errList, path, bantime, findtime string, maxretry int,
 			e.add(path+"."+kv.key, "%s", reason)
 		}
 	}
-	if (required || maxretry != 0) && (maxretry < 1 || maxretry > 100) {
+	if (required || maxretry != 0 || e.src.given(path+".maxretry")) && (maxretry < 1 || maxretry > 100) {
 		e.add(path+".maxretry", "must be 1–100, not %d", maxretry)
 	}
 }
@@ -275,11 +308,11 @@ func checkSSHPort(p int) string {
 	return ""
 }
 
+// containsControl reports C0 and C1 control characters (NEL, U+0085,
+// included) and the Unicode line and paragraph separators, all of which
+// YAML 1.1 readers such as cloud-init's may treat as line breaks.
 func containsControl(s string) bool {
-	for _, r := range s {
-		if r < ' ' || r == 0x7f {
-			return true
-		}
-	}
-	return false
+	return strings.ContainsFunc(s, func(r rune) bool {
+		return unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
+	})
 }
