@@ -343,7 +343,7 @@ for p in (%d, %d, %d, %d):
 func (g *guest) firewallChecks(suffix string) {
 	script := fmt.Sprintf(listenerPy, portHTTP, portOrder, portRestrict, portForbidden)
 	cmd := "cat >/tmp/e2e-listen.py <<'EOF'\n" + script + "EOF\n" +
-		"pkill -f e2e-listen.py; setsid nohup python3 /tmp/e2e-listen.py >/dev/null 2>&1 </dev/null &\n" +
+		"pkill -f '^python3 /tmp/e2e-[l]isten'; setsid nohup python3 /tmp/e2e-listen.py >/dev/null 2>&1 </dev/null &\n" +
 		"for i in $(seq 60); do python3 -c 'import urllib.request,sys; [urllib.request.urlopen(\"http://127.0.0.1:%d/\" % p, timeout=3) for p in sys.argv[1:]]' " +
 		fmt.Sprintf("%d %d %d %d", portHTTP, portOrder, portRestrict, portForbidden) + " 2>/dev/null && exit 0; sleep 1; done; exit 1"
 	_, err := g.run(cmd)

@@ -109,15 +109,16 @@ func sshRun(c *ssh.Client, cmd string, timeout time.Duration) (string, string, e
 	s.Stderr = &stderr
 	done := make(chan error, 1)
 	go func() { done <- s.Run(cmd) }()
+	short, _, _ := strings.Cut(cmd, "\n")
 	select {
 	case err := <-done:
 		if err != nil {
-			return stdout.String(), stderr.String(), fmt.Errorf("run %q: %w (stderr: %s)", cmd, err, strings.TrimSpace(stderr.String()))
+			return stdout.String(), stderr.String(), fmt.Errorf("run %q: %w (stderr: %s)", short, err, strings.TrimSpace(stderr.String()))
 		}
 		return stdout.String(), stderr.String(), nil
 	case <-time.After(timeout):
 		_ = s.Signal(ssh.SIGKILL)
-		return stdout.String(), stderr.String(), fmt.Errorf("run %q: timed out after %s", cmd, timeout)
+		return stdout.String(), stderr.String(), fmt.Errorf("run %q: timed out after %s", short, timeout)
 	}
 }
 
