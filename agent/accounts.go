@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"hardbake.dev/hardbake/plan"
 )
 
 // rootLocked reports whether root's password hash in /etc/shadow is locked
@@ -21,26 +19,26 @@ func (r *run) rootLocked() (bool, error) {
 func (r *run) lockRoot() (string, error) {
 	locked, err := r.rootLocked()
 	if err != nil {
-		return plan.StatusFailed, err
+		return StatusFailed, err
 	}
 	if locked {
-		return plan.StatusUnchanged, nil
+		return StatusUnchanged, nil
 	}
-	if _, err := r.Runner.Run(r.ctx, "usermod", "-L", "root"); err != nil {
-		return plan.StatusFailed, fmt.Errorf("lock root password: %w", err)
+	if _, err := r.Runner.Run("usermod", "-L", "root"); err != nil {
+		return StatusFailed, fmt.Errorf("lock root password: %w", err)
 	}
-	return plan.StatusApplied, nil
+	return StatusApplied, nil
 }
 
 func (r *run) checkRootLocked() (string, error) {
 	locked, err := r.rootLocked()
 	if err != nil {
-		return plan.StatusFailed, err
+		return StatusFailed, err
 	}
 	if !locked {
-		return plan.StatusFailed, errors.New("root has a usable password")
+		return StatusFailed, errors.New("root has a usable password")
 	}
-	return plan.StatusUnchanged, nil
+	return StatusUnchanged, nil
 }
 
 // checkAdmin proves the admin cloud-init created can log in with a key:
@@ -50,20 +48,20 @@ func (r *run) checkAdmin() (string, error) {
 	name := r.plan.Accounts.Admin
 	f, err := r.Root.dbEntry("/etc/passwd", name)
 	if err != nil {
-		return plan.StatusFailed, fmt.Errorf("admin user %q: %w", name, err)
+		return StatusFailed, fmt.Errorf("admin user %q: %w", name, err)
 	}
 	if len(f) < 7 {
-		return plan.StatusFailed, fmt.Errorf("admin user %q: malformed passwd entry", name)
+		return StatusFailed, fmt.Errorf("admin user %q: malformed passwd entry", name)
 	}
 	keysPath := f[5] + "/.ssh/authorized_keys"
 	data, err := r.Root.ReadFile(keysPath)
 	if err != nil {
-		return plan.StatusFailed, fmt.Errorf("admin user %q: %w", name, err)
+		return StatusFailed, fmt.Errorf("admin user %q: %w", name, err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
 			return r.ok(), nil
 		}
 	}
-	return plan.StatusFailed, fmt.Errorf("admin user %q: %s has no key", name, keysPath)
+	return StatusFailed, fmt.Errorf("admin user %q: %s has no key", name, keysPath)
 }

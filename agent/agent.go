@@ -1,14 +1,11 @@
 package agent
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"time"
-
-	"hardbake.dev/hardbake/plan"
 )
 
 // Stages.
@@ -33,7 +30,7 @@ type Agent struct {
 	// Uptime returns seconds since boot (ProcUptime on the machine).
 	Uptime func() float64
 	// Banner reads the SSH identification line on 127.0.0.1:port (DialBanner).
-	Banner func(ctx context.Context, port int, timeout time.Duration) (string, error)
+	Banner func(port int, timeout time.Duration) (string, error)
 	// Sleep waits between polls (time.Sleep; a no-op in tests).
 	Sleep   func(time.Duration)
 	Out     io.Writer // the one summary line (and check's JSON)
@@ -56,13 +53,12 @@ type Options struct {
 // run is the working set of one invocation.
 type run struct {
 	*Agent
-	ctx    context.Context
-	plan   *plan.Plan
+	plan   *Plan
 	digest string
 	stage  string
 	st     state
-	steps  []plan.Step
-	rep    plan.Report
+	steps  []Step
+	rep    Report
 	// firewallApplied is true when this run loaded a new ruleset (so an
 	// SSH rollback must consider rolling it back too).
 	firewallApplied bool
@@ -70,7 +66,7 @@ type run struct {
 
 // Run executes opts.Stage and returns the process exit code. Errors that
 // prevent a report (bad plan, unreadable state) are returned too.
-func (a *Agent) Run(ctx context.Context, opts Options) (int, error) {
+func (a *Agent) Run(opts Options) (int, error) {
 	data, err := a.Root.ReadFile(opts.PlanPath)
 	if err != nil {
 		return ExitUsage, fmt.Errorf("read plan: %w", err)
@@ -83,8 +79,8 @@ func (a *Agent) Run(ctx context.Context, opts Options) (int, error) {
 	if err != nil {
 		return ExitFailed, err
 	}
-	r := &run{Agent: a, ctx: ctx, plan: p, digest: plan.Digest(data), stage: opts.Stage, st: st}
-	r.rep = plan.Report{
+	r := &run{Agent: a, plan: p, digest: Digest(data), stage: opts.Stage, st: st}
+	r.rep = Report{
 		PlanVersion: p.Version, PlanDigest: r.digest, Profile: p.Profile, InstanceID: p.InstanceID,
 		AgentVersion: a.Version, Stage: opts.Stage,
 	}
@@ -97,7 +93,7 @@ func (a *Agent) Run(ctx context.Context, opts Options) (int, error) {
 		}
 		r.early()
 	case StageLate:
-		if !opts.Force && st.Late.Completed && st.Late.Digest == r.digest && st.Late.Result == plan.ResultHardened {
+		if !opts.Force && st.Late.Completed && st.Late.Digest == r.digest && st.Late.Result == ResultHardened {
 			fmt.Fprintf(a.Out, "hardbake: late stage already applied for plan %.12s, nothing to do\n", r.digest)
 			return ExitOK, nil
 		}
@@ -117,7 +113,7 @@ func (a *Agent) Run(ctx context.Context, opts Options) (int, error) {
 // step runs fn and records its outcome with the time since boot.
 func (r *run) step(stage, name string, fn func() (string, error)) string {
 	status, err := fn()
-	s := plan.Step{Name: name, Stage: stage, Status: status, Uptime: r.Uptime()}
+	s := Step{Name: name, Stage: stage, Status: status, Uptime: r.Uptime()}
 	if err != nil {
 		s.Error = err.Error()
 	}
@@ -138,32 +134,32 @@ func (r *run) setStep(name, status string, err error) {
 }
 
 // result maps the steps to the overall result and exit code.
-func (r *run) result(steps []plan.Step) (string, int) {
+func (r *run) result(steps []Step) (string, int) {
 	waiting := false
 	for i, s := range steps {
 		switch s.Status {
-		case plan.StatusFailed, plan.StatusRolledBack:
-			return plan.ResultFailed, ExitFailed
-		case plan.StatusWaiting:
+		case StatusFailed, StatusRolledBack:
+			return ResultFailed, ExitFailed
+		case StatusWaiting:
 			// An early step that waited for a package counts only if the
 			// late stage did not finish it.
-			waiting = waiting || !slices.ContainsFunc(steps[i+1:], func(l plan.Step) bool { return l.Name == s.Name })
+			waiting = waiting || !slices.ContainsFunc(steps[i+1:], func(l Step) bool { return l.Name == s.Name })
 		}
 	}
 	switch {
 	case r.stage == StageEarly:
-		return plan.ResultPending, ExitOK
+		return ResultPending, ExitOK
 	case waiting:
-		return plan.ResultPartial, ExitPartial
+		return ResultPartial, ExitPartial
 	}
-	return plan.ResultHardened, ExitOK
+	return ResultHardened, ExitOK
 }
 
 // finish fills the read-backs, writes state and report, prints the summary.
 func (r *run) finish() (int, error) {
 	r.readBack()
-	var all []plan.Step
-	var earlySteps, lateSteps []plan.Step
+	var all []Step
+	var earlySteps, lateSteps []Step
 	for _, s := range r.steps {
 		if s.Stage == StageEarly {
 			earlySteps = append(earlySteps, s)
@@ -186,7 +182,7 @@ func (r *run) finish() (int, error) {
 	r.rep.Result = result
 	r.rep.Steps = all
 	if r.rep.Steps == nil {
-		r.rep.Steps = []plan.Step{}
+		r.rep.Steps = []Step{}
 	}
 	report := EncodeReport(&r.rep)
 	if r.stage == StageCheck {
@@ -205,7 +201,7 @@ func (r *run) finish() (int, error) {
 	if err := r.saveState(r.st); err != nil {
 		errs = append(errs, err)
 	}
-	if err := r.Root.WriteAtomic(plan.ReportPath, report, 0o600, ""); err != nil {
+	if err := r.Root.WriteAtomic(ReportPath, report, 0o600, ""); err != nil {
 		errs = append(errs, fmt.Errorf("write report: %w", err))
 	}
 	fmt.Fprintln(r.Out, Summary(&r.rep))
@@ -227,7 +223,7 @@ func (r *run) poll(fn func() error) error {
 	deadline := time.Now().Add(r.wait())
 	for {
 		err := fn()
-		if err == nil || time.Now().After(deadline) || r.ctx.Err() != nil {
+		if err == nil || time.Now().After(deadline) {
 			return err
 		}
 		r.Sleep(500 * time.Millisecond)

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -304,7 +303,7 @@ func TestDigestMismatchAndBadPlan(t *testing.T) {
 	m := newFake(t)
 	m.install(testPlan())
 	a := m.agent()
-	code, err := a.Run(context.Background(), Options{Stage: StageEarly, PlanPath: plan.PlanPath, WantDigest: strings.Repeat("0", 64)})
+	code, err := a.Run(Options{Stage: StageEarly, PlanPath: plan.PlanPath, WantDigest: strings.Repeat("0", 64)})
 	if code != ExitUsage || err == nil || !strings.Contains(err.Error(), "digest mismatch") {
 		t.Fatalf("exit %d err %v", code, err)
 	}
@@ -312,7 +311,7 @@ func TestDigestMismatchAndBadPlan(t *testing.T) {
 		t.Error("a refused plan touched the machine")
 	}
 	m.write(plan.PlanPath, `{"version":2}`, 0o600)
-	if code, _ := a.Run(context.Background(), Options{Stage: StageEarly, PlanPath: plan.PlanPath}); code != ExitUsage {
+	if code, _ := a.Run(Options{Stage: StageEarly, PlanPath: plan.PlanPath}); code != ExitUsage {
 		t.Errorf("version 2: exit %d", code)
 	}
 }
@@ -336,7 +335,7 @@ func TestPartialAndCheck(t *testing.T) {
 		t.Fatalf("late again: %d %s %+v", code, out, r.Steps)
 	}
 	a := m.agent()
-	code, err := a.Run(context.Background(), Options{Stage: StageCheck, PlanPath: plan.PlanPath})
+	code, err := a.Run(Options{Stage: StageCheck, PlanPath: plan.PlanPath})
 	out = a.Out.(*strings.Builder).String()
 	if code != ExitOK || err != nil {
 		t.Fatalf("check: %d %v\n%s", code, err, out)
@@ -348,7 +347,7 @@ func TestPartialAndCheck(t *testing.T) {
 	// Drift: the admin re-enables password login.
 	m.write("/etc/ssh/sshd_config.d/10-hardbake.conf", "Port 50022\nPasswordAuthentication yes\n", 0o600)
 	a = m.agent()
-	if code, _ := a.Run(context.Background(), Options{Stage: StageCheck, PlanPath: plan.PlanPath}); code != ExitFailed {
+	if code, _ := a.Run(Options{Stage: StageCheck, PlanPath: plan.PlanPath}); code != ExitFailed {
 		t.Errorf("drift: exit %d", code)
 	}
 }
@@ -394,9 +393,13 @@ func TestReportContent(t *testing.T) {
 	}
 	// EncodeReport and encoding/json agree on the whole document.
 	std, _ := json.Marshal(r)
+	var mine Report
+	if err := json.Unmarshal(std, &mine); err != nil {
+		t.Fatal(err)
+	}
 	var a, b any
 	json.Unmarshal(std, &a)
-	json.Unmarshal(EncodeReport(r), &b)
+	json.Unmarshal(EncodeReport(&mine), &b)
 	if !bytes.Equal(mustJSON(a), mustJSON(b)) {
 		t.Errorf("EncodeReport differs from encoding/json:\n%s\n%s", mustJSON(a), mustJSON(b))
 	}

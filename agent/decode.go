@@ -3,7 +3,6 @@ package agent
 import (
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 
 	"hardbake.dev/hardbake/agent/internal/jsonv"
@@ -34,7 +33,7 @@ func (d *decoder) object(path string, v any, fields map[string]func(path string,
 	for k := range obj {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys) // deterministic error for several bad keys
+	sortStrings(keys) // deterministic error for several bad keys
 	for _, k := range keys {
 		f, ok := fields[k]
 		if !ok {

@@ -1,15 +1,12 @@
 package agent
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // ExecRunner runs real programs with syscall.ForkExec. os/exec would cost the
@@ -25,7 +22,8 @@ func (ExecRunner) LookPath(name string) (string, error) {
 	if strings.Contains(name, "/") {
 		return name, executable(name)
 	}
-	for _, dir := range strings.Split(os.Getenv("PATH")+":"+searchPath, ":") {
+	pathEnv, _ := syscall.Getenv("PATH")
+	for _, dir := range strings.Split(pathEnv+":"+searchPath, ":") {
 		if dir == "" {
 			continue
 		}
@@ -38,92 +36,106 @@ func (ExecRunner) LookPath(name string) (string, error) {
 }
 
 func executable(p string) error {
-	fi, err := os.Stat(p)
+	mode, isDir, err := sysStat(p)
 	if err != nil {
 		return err
 	}
-	if fi.IsDir() || fi.Mode().Perm()&0o111 == 0 {
+	if isDir || mode&0o111 == 0 {
 		return fmt.Errorf("%s: not executable", p)
 	}
 	return nil
 }
 
-// Run runs name, capturing stdout and stderr; ctx cancellation kills the
-// whole process group.
-func (r ExecRunner) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
+// cmdTimeout bounds every command: cloud-init must never hang on the
+// agent, and a stuck systemctl must not block the rollback.
+const cmdTimeout = 3 * time.Minute
+
+// Run runs name, capturing stdout and stderr. The process group is killed
+// after cmdTimeout. There is no context.Context: merely boxing one keeps
+// time.Time's formatting code (~50 KiB) in the static binary.
+func (r ExecRunner) Run(name string, args ...string) ([]byte, error) {
 	path, err := r.LookPath(name)
 	if err != nil {
 		return nil, err
 	}
 	cmdline := strings.Join(append([]string{name}, args...), " ")
-	outR, outW, err := os.Pipe()
-	if err != nil {
+	var outP, errP [2]int
+	if err := syscall.Pipe2(outP[:], syscall.O_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("%s: pipe: %w", cmdline, err)
 	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
+	if err := syscall.Pipe2(errP[:], syscall.O_CLOEXEC); err != nil {
+		syscall.Close(outP[0])
+		syscall.Close(outP[1])
 		return nil, fmt.Errorf("%s: pipe: %w", cmdline, err)
 	}
-	devnull, err := os.Open(os.DevNull)
+	devnull, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cmdline, err)
+		return nil, fmt.Errorf("%s: /dev/null: %w", cmdline, err)
 	}
 	env := []string{"PATH=" + searchPath, "LC_ALL=C", "SYSTEMD_PAGER=", "SYSTEMD_COLORS=0"}
-	for _, kv := range os.Environ() {
+	for _, kv := range syscall.Environ() {
 		if !strings.HasPrefix(kv, "PATH=") && !strings.HasPrefix(kv, "LC_ALL=") {
 			env = append(env, kv)
 		}
 	}
 	pid, err := syscall.ForkExec(path, append([]string{name}, args...), &syscall.ProcAttr{
 		Env:   env,
-		Files: []uintptr{devnull.Fd(), outW.Fd(), errW.Fd()},
+		Files: []uintptr{uintptr(devnull), uintptr(outP[1]), uintptr(errP[1])},
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	})
-	devnull.Close()
-	outW.Close()
-	errW.Close()
+	syscall.Close(devnull)
+	syscall.Close(outP[1])
+	syscall.Close(errP[1])
 	if err != nil {
-		outR.Close()
-		errR.Close()
+		syscall.Close(outP[0])
+		syscall.Close(errP[0])
 		return nil, fmt.Errorf("%s: start: %w", cmdline, err)
 	}
 
-	var stdout, stderr bytes.Buffer
+	var stdout, stderr []byte
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); io.Copy(&stdout, outR); outR.Close() }()
-	go func() { defer wg.Done(); io.Copy(&stderr, errR); errR.Close() }()
+	go func() { defer wg.Done(); stdout = drain(outP[0]) }()
+	go func() { defer wg.Done(); stderr = drain(errP[0]) }()
 
-	waited := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-			syscall.Kill(-pid, syscall.SIGKILL)
-		case <-waited:
-		}
-	}()
+	var killed atomic.Bool
+	kill := func() { killed.Store(true); syscall.Kill(-pid, syscall.SIGKILL) }
+	timer := time.AfterFunc(cmdTimeout, kill)
 	var ws syscall.WaitStatus
 	for {
 		_, err = syscall.Wait4(pid, &ws, 0, nil)
-		if !errors.Is(err, syscall.EINTR) {
+		if err != syscall.EINTR {
 			break
 		}
 	}
-	close(waited)
+	timer.Stop()
 	wg.Wait()
-	if err != nil {
-		return stdout.Bytes(), fmt.Errorf("%s: wait: %w", cmdline, err)
+	switch {
+	case err != nil:
+		return stdout, fmt.Errorf("%s: wait: %w", cmdline, err)
+	case killed.Load():
+		return stdout, fmt.Errorf("%s: killed after %v", cmdline, cmdTimeout)
+	case ws.Signaled():
+		return stdout, &ExitError{Cmd: cmdline, Code: 128 + int(ws.Signal()), Stderr: string(stderr)}
+	case ws.ExitStatus() != 0:
+		return stdout, &ExitError{Cmd: cmdline, Code: ws.ExitStatus(), Stderr: string(stderr)}
 	}
-	if ctx.Err() != nil {
-		return stdout.Bytes(), fmt.Errorf("%s: %w", cmdline, ctx.Err())
-	}
-	if code := ws.ExitStatus(); code != 0 || ws.Signaled() {
-		if ws.Signaled() {
-			code = 128 + int(ws.Signal())
+	return stdout, nil
+}
+
+// drain reads fd to EOF and closes it.
+func drain(fd int) []byte {
+	defer syscall.Close(fd)
+	var out []byte
+	buf := make([]byte, 16*1024)
+	for {
+		n, err := syscall.Read(fd, buf)
+		if err == syscall.EINTR {
+			continue
 		}
-		return stdout.Bytes(), &ExitError{Cmd: cmdline, Code: code, Stderr: stderr.String()}
+		if err != nil || n <= 0 {
+			return out
+		}
+		out = append(out, buf[:n]...)
 	}
-	return stdout.Bytes(), nil
 }

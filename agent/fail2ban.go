@@ -3,10 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
-
-	"hardbake.dev/hardbake/plan"
 )
 
 // fail2ban proves every planned jail runs on the planned port. With
@@ -16,7 +13,7 @@ func (r *run) fail2ban(mayRestart bool) (string, error) {
 	rep := &r.rep.Fail2ban
 	if !has(r.Runner, "fail2ban-client") {
 		rep.State = "missing"
-		return plan.StatusWaiting, errors.New("fail2ban is not installed")
+		return StatusWaiting, errors.New("fail2ban is not installed")
 	}
 	firstRun := r.st.Late.Digest != r.digest
 	if !mayRestart || !firstRun {
@@ -24,34 +21,34 @@ func (r *run) fail2ban(mayRestart bool) (string, error) {
 		if err == nil {
 			rep.State = "ok"
 			if r.stage == StageLate && !firstRun {
-				return plan.StatusUnchanged, nil
+				return StatusUnchanged, nil
 			}
 			return r.ok(), nil
 		}
 		if !mayRestart {
 			rep.State = "failed"
-			return plan.StatusFailed, err
+			return StatusFailed, err
 		}
 	}
-	if _, err := r.Runner.Run(r.ctx, "fail2ban-client", "-t"); err != nil {
+	if _, err := r.Runner.Run("fail2ban-client", "-t"); err != nil {
 		rep.State = "failed"
 		err = fmt.Errorf("fail2ban config test: %w", err)
 		jl := r.plan.Fail2ban.JailLocal.Path
 		if r.Root.Same(r.plan.Fail2ban.JailLocal) && r.Root.HasBackup(jl) {
 			if rerr := r.Root.Restore(jl); rerr != nil {
-				return plan.StatusFailed, errOr(err, "rollback: "+rerr.Error())
+				return StatusFailed, errOr(err, "rollback: "+rerr.Error())
 			}
-			r.Runner.Run(r.ctx, "systemctl", "restart", "fail2ban.service")
-			return plan.StatusRolledBack, errOr(err, "previous jail.local restored")
+			r.Runner.Run("systemctl", "restart", "fail2ban.service")
+			return StatusRolledBack, errOr(err, "previous jail.local restored")
 		}
-		return plan.StatusFailed, err
+		return StatusFailed, err
 	}
-	if _, err := r.Runner.Run(r.ctx, "systemctl", "restart", "fail2ban.service"); err != nil {
+	if _, err := r.Runner.Run("systemctl", "restart", "fail2ban.service"); err != nil {
 		rep.State = "failed"
-		return plan.StatusFailed, fmt.Errorf("restart fail2ban: %w", err)
+		return StatusFailed, fmt.Errorf("restart fail2ban: %w", err)
 	}
 	err := r.poll(func() error {
-		_, err := r.Runner.Run(r.ctx, "fail2ban-client", "ping")
+		_, err := r.Runner.Run("fail2ban-client", "ping")
 		return err
 	})
 	if err == nil {
@@ -59,10 +56,10 @@ func (r *run) fail2ban(mayRestart bool) (string, error) {
 	}
 	if err != nil {
 		rep.State = "failed"
-		return plan.StatusFailed, err
+		return StatusFailed, err
 	}
 	rep.State = "ok"
-	return plan.StatusApplied, nil
+	return StatusApplied, nil
 }
 
 // verifyJails asks the running fail2ban for each jail's status and the
@@ -73,7 +70,7 @@ func (r *run) verifyJails() error {
 	var errs []error
 	for _, jail := range sortedKeys(r.plan.Fail2ban.Jails) {
 		want := r.plan.Fail2ban.Jails[jail]
-		if _, err := r.Runner.Run(r.ctx, "fail2ban-client", "status", jail); err != nil {
+		if _, err := r.Runner.Run("fail2ban-client", "status", jail); err != nil {
 			errs = append(errs, fmt.Errorf("jail %s: %w", jail, err))
 			continue
 		}
@@ -91,7 +88,7 @@ func (r *run) verifyJails() error {
 }
 
 func (r *run) jailPort(jail string) (string, error) {
-	out, err := runString(r.ctx, r.Runner, "fail2ban-client", "get", jail, "actions")
+	out, err := runString(r.Runner, "fail2ban-client", "get", jail, "actions")
 	if err != nil {
 		return "", fmt.Errorf("jail %s actions: %w", jail, err)
 	}
@@ -99,7 +96,7 @@ func (r *run) jailPort(jail string) (string, error) {
 	if len(actions) == 0 {
 		return "", fmt.Errorf("jail %s has no actions", jail)
 	}
-	port, err := runString(r.ctx, r.Runner, "fail2ban-client", "get", jail, "action", actions[0], "port")
+	port, err := runString(r.Runner, "fail2ban-client", "get", jail, "action", actions[0], "port")
 	if err != nil {
 		return "", fmt.Errorf("jail %s action %s port: %w", jail, actions[0], err)
 	}
@@ -125,6 +122,6 @@ func ParseF2BActions(out string) []string {
 // normPorts makes "50022, 2222" and "2222,50022" compare equal.
 func normPorts(s string) string {
 	f := strings.FieldsFunc(s, func(c rune) bool { return c == ',' || c == ' ' })
-	sort.Strings(f)
+	sortStrings(f)
 	return strings.Join(f, ",")
 }

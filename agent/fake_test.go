@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -95,7 +94,7 @@ func (m *fakeMachine) LookPath(name string) (string, error) {
 	return "", fmt.Errorf("%s: not found", name)
 }
 
-func (m *fakeMachine) banner(_ context.Context, port int, _ time.Duration) (string, error) {
+func (m *fakeMachine) banner(port int, _ time.Duration) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.listen[port] {
@@ -141,7 +140,7 @@ func (m *fakeMachine) callList() []string {
 	return slices.Clone(m.calls)
 }
 
-func (m *fakeMachine) Run(_ context.Context, name string, args ...string) ([]byte, error) {
+func (m *fakeMachine) Run(name string, args ...string) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	line := strings.Join(append([]string{name}, args...), " ")
@@ -381,7 +380,7 @@ func (m *fakeMachine) install(p *plan.Plan) string {
 func (m *fakeMachine) apply(stage string, force bool) (int, *plan.Report, string) {
 	m.t.Helper()
 	a := m.agent()
-	code, err := a.Run(context.Background(), Options{Stage: stage, PlanPath: plan.PlanPath, Force: force})
+	code, err := a.Run(Options{Stage: stage, PlanPath: plan.PlanPath, Force: force})
 	if err != nil {
 		m.t.Logf("run %s: %v", stage, err)
 	}

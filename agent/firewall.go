@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"path"
 	"slices"
-
-	"hardbake.dev/hardbake/plan"
 )
 
 const (
@@ -17,11 +15,11 @@ const (
 // ruleset is a loaded firewall as read back from the kernel.
 type ruleset struct {
 	PolicyV4, PolicyV6 string
-	V4, V6             []plan.Port
+	V4, V6             []Port
 }
 
-func allows(ports []plan.Port, port int, proto string) bool {
-	return slices.Contains(ports, plan.Port{Port: port, Proto: proto})
+func allows(ports []Port, port int, proto string) bool {
+	return slices.Contains(ports, Port{Port: port, Proto: proto})
 }
 
 // firewallBackend picks the tool: nft when present, else iptables, else ""
@@ -42,25 +40,25 @@ func (r *run) firewallBackend() string {
 func (r *run) applyFirewall(final bool) (string, error) {
 	fw := r.plan.Firewall
 	if port := r.plan.SSH.Port; !allows(fw.Allow, port, "tcp") {
-		return plan.StatusFailed, fmt.Errorf("refusing firewall: allow list lacks the SSH port %d/tcp (would lock the admin out)", port)
+		return StatusFailed, fmt.Errorf("refusing firewall: allow list lacks the SSH port %d/tcp (would lock the admin out)", port)
 	}
 	backend := r.firewallBackend()
 	r.rep.Firewall.Backend = backend
 	if backend == "" {
 		err := fmt.Errorf("neither nft nor iptables-restore is installed (backend %q)", fw.Backend)
 		if final {
-			return plan.StatusFailed, err
+			return StatusFailed, err
 		}
-		return plan.StatusWaiting, err
+		return StatusWaiting, err
 	}
 	files, unit := r.firewallFiles(backend)
 	if allSame(r.Root, files) {
 		if err := r.verifyFirewall(backend); err == nil {
-			return plan.StatusUnchanged, r.enable(unit)
+			return StatusUnchanged, r.enable(unit)
 		}
 		// Files in place but not loaded (e.g. a failed earlier run): load them.
 	} else if err := r.testRuleset(backend); err != nil {
-		return plan.StatusFailed, err
+		return StatusFailed, err
 	}
 	var changed []string
 	for _, f := range files {
@@ -80,17 +78,17 @@ func (r *run) applyFirewall(final bool) (string, error) {
 	}
 	r.firewallApplied = true
 	if err := r.enable(unit); err != nil {
-		return plan.StatusFailed, fmt.Errorf("ruleset loaded but not persistent: %w", err)
+		return StatusFailed, fmt.Errorf("ruleset loaded but not persistent: %w", err)
 	}
-	return plan.StatusApplied, nil
+	return StatusApplied, nil
 }
 
-func (r *run) firewallFiles(backend string) ([]plan.File, string) {
+func (r *run) firewallFiles(backend string) ([]File, string) {
 	fw := r.plan.Firewall
 	if backend == backendNft {
-		return []plan.File{fw.Nftables}, "nftables.service"
+		return []File{fw.Nftables}, "nftables.service"
 	}
-	return []plan.File{fw.IPTablesV4, fw.IPTablesV6, fw.IPTablesUnit}, path.Base(fw.IPTablesUnit.Path)
+	return []File{fw.IPTablesV4, fw.IPTablesV6, fw.IPTablesUnit}, path.Base(fw.IPTablesUnit.Path)
 }
 
 // enable makes the ruleset persistent, only touching systemd when needed.
@@ -98,10 +96,10 @@ func (r *run) enable(unit string) error {
 	if r.unitState("is-enabled", unit) == "enabled" {
 		return nil
 	}
-	if _, err := r.Runner.Run(r.ctx, "systemctl", "daemon-reload"); err != nil {
+	if _, err := r.Runner.Run("systemctl", "daemon-reload"); err != nil {
 		return fmt.Errorf("daemon-reload: %w", err)
 	}
-	if _, err := r.Runner.Run(r.ctx, "systemctl", "enable", unit); err != nil {
+	if _, err := r.Runner.Run("systemctl", "enable", unit); err != nil {
 		return fmt.Errorf("enable %s: %w", unit, err)
 	}
 	return nil
@@ -112,7 +110,7 @@ func (r *run) enable(unit string) error {
 func (r *run) testRuleset(backend string) error {
 	fw := r.plan.Firewall
 	type test struct {
-		f    plan.File
+		f    File
 		tool string
 		args []string
 	}
@@ -125,7 +123,7 @@ func (r *run) testRuleset(backend string) error {
 		if err := r.Root.WriteAtomic(tmp, []byte(t.f.Content), 0o600, ""); err != nil {
 			return err
 		}
-		_, err := r.Runner.Run(r.ctx, t.tool, append(t.args, r.Root.Path(tmp))...)
+		_, err := r.Runner.Run(t.tool, append(t.args, r.Root.Path(tmp))...)
 		r.Root.Remove(tmp)
 		if err != nil {
 			return fmt.Errorf("%s rejects %s: %w", t.tool, t.f.Path, err)
@@ -137,15 +135,15 @@ func (r *run) testRuleset(backend string) error {
 func (r *run) loadRuleset(backend string) error {
 	fw := r.plan.Firewall
 	if backend == backendNft {
-		if _, err := r.Runner.Run(r.ctx, "nft", "-f", r.Root.Path(fw.Nftables.Path)); err != nil {
+		if _, err := r.Runner.Run("nft", "-f", r.Root.Path(fw.Nftables.Path)); err != nil {
 			return fmt.Errorf("load ruleset: %w", err)
 		}
 		return nil
 	}
-	if _, err := r.Runner.Run(r.ctx, "iptables-restore", r.Root.Path(fw.IPTablesV4.Path)); err != nil {
+	if _, err := r.Runner.Run("iptables-restore", r.Root.Path(fw.IPTablesV4.Path)); err != nil {
 		return fmt.Errorf("load IPv4 rules: %w", err)
 	}
-	if _, err := r.Runner.Run(r.ctx, "ip6tables-restore", r.Root.Path(fw.IPTablesV6.Path)); err != nil {
+	if _, err := r.Runner.Run("ip6tables-restore", r.Root.Path(fw.IPTablesV6.Path)); err != nil {
 		return fmt.Errorf("load IPv6 rules: %w", err)
 	}
 	return nil
@@ -183,17 +181,17 @@ func (r *run) setFirewallReport(rs ruleset) {
 
 func (r *run) readFirewall(backend string) (ruleset, error) {
 	if backend == backendNft {
-		out, err := r.Runner.Run(r.ctx, "nft", "-j", "list", "ruleset")
+		out, err := r.Runner.Run("nft", "-j", "list", "ruleset")
 		if err != nil {
 			return ruleset{}, fmt.Errorf("nft list ruleset: %w", err)
 		}
 		return ParseNftJSON(out)
 	}
-	v4, err := r.Runner.Run(r.ctx, "iptables", "-S")
+	v4, err := r.Runner.Run("iptables", "-S")
 	if err != nil {
 		return ruleset{}, fmt.Errorf("iptables -S: %w", err)
 	}
-	v6, err := r.Runner.Run(r.ctx, "ip6tables", "-S")
+	v6, err := r.Runner.Run("ip6tables", "-S")
 	if err != nil {
 		return ruleset{}, fmt.Errorf("ip6tables -S: %w", err)
 	}
@@ -208,23 +206,23 @@ func (r *run) readFirewall(backend string) (ruleset, error) {
 func (r *run) rollbackFirewall(backend string, changed []string, cause error) (string, error) {
 	for _, p := range changed {
 		if err := r.Root.Restore(p); err != nil {
-			return plan.StatusFailed, errOr(cause, "rollback: "+err.Error())
+			return StatusFailed, errOr(cause, "rollback: "+err.Error())
 		}
 	}
 	var err error
 	if backend == backendNft {
 		p := r.plan.Firewall.Nftables.Path
 		if r.Root.Exists(p) {
-			_, err = r.Runner.Run(r.ctx, "nft", "-f", r.Root.Path(p))
+			_, err = r.Runner.Run("nft", "-f", r.Root.Path(p))
 		} else {
-			_, err = r.Runner.Run(r.ctx, "nft", "flush", "ruleset")
+			_, err = r.Runner.Run("nft", "flush", "ruleset")
 		}
 	} else {
 		for _, t := range [][2]string{{"iptables", r.plan.Firewall.IPTablesV4.Path}, {"ip6tables", r.plan.Firewall.IPTablesV6.Path}} {
 			if r.Root.Exists(t[1]) {
-				_, err = r.Runner.Run(r.ctx, t[0]+"-restore", r.Root.Path(t[1]))
-			} else if _, err = r.Runner.Run(r.ctx, t[0], "-P", "INPUT", "ACCEPT"); err == nil {
-				_, err = r.Runner.Run(r.ctx, t[0], "-F", "INPUT")
+				_, err = r.Runner.Run(t[0]+"-restore", r.Root.Path(t[1]))
+			} else if _, err = r.Runner.Run(t[0], "-P", "INPUT", "ACCEPT"); err == nil {
+				_, err = r.Runner.Run(t[0], "-F", "INPUT")
 			}
 			if err != nil {
 				break
@@ -232,9 +230,9 @@ func (r *run) rollbackFirewall(backend string, changed []string, cause error) (s
 		}
 	}
 	if err != nil {
-		return plan.StatusFailed, errOr(cause, "rollback reload: "+err.Error())
+		return StatusFailed, errOr(cause, "rollback reload: "+err.Error())
 	}
-	return plan.StatusRolledBack, errOr(cause, "previous firewall restored")
+	return StatusRolledBack, errOr(cause, "previous firewall restored")
 }
 
 // firewallFollowSSH rolls the firewall back when SSH went back to a port
@@ -266,10 +264,10 @@ func (r *run) checkFirewall() (string, error) {
 	backend := r.firewallBackend()
 	r.rep.Firewall.Backend = backend
 	if backend == "" {
-		return plan.StatusFailed, errors.New("no firewall tool installed")
+		return StatusFailed, errors.New("no firewall tool installed")
 	}
 	if err := r.verifyFirewall(backend); err != nil {
-		return plan.StatusFailed, err
+		return StatusFailed, err
 	}
-	return plan.StatusUnchanged, nil
+	return StatusUnchanged, nil
 }

@@ -1,25 +1,18 @@
 package agent
 
 import (
-	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
-
-	"hardbake.dev/hardbake/plan"
 )
 
 // ProcUptime reads seconds since boot from /proc/uptime (0 when unreadable:
 // a missing timestamp must not fail a stage).
 func ProcUptime() float64 {
-	data, err := os.ReadFile("/proc/uptime")
+	data, err := sysReadFile("/proc/uptime")
 	if err != nil {
 		return 0
 	}
@@ -34,10 +27,7 @@ func ProcUptime() float64 {
 // DialBanner connects to 127.0.0.1:port and returns the first line the
 // server sends. It uses raw sockets: package net would add ~570 KiB to the
 // static agent for one loopback dial.
-func DialBanner(ctx context.Context, port int, timeout time.Duration) (string, error) {
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
-		timeout = max(time.Until(dl), time.Millisecond)
-	}
+func DialBanner(port int, timeout time.Duration) (string, error) {
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return "", fmt.Errorf("socket: %w", err)
@@ -81,12 +71,10 @@ func DialBanner(ctx context.Context, port int, timeout time.Duration) (string, e
 // hostKeys fingerprints /etc/ssh/ssh_host_*_key.pub the way
 // `ssh-keygen -lf` does: SHA256 over the decoded key blob, base64 without
 // padding.
-func (a *Agent) hostKeys() []plan.HostKey {
-	matches, _ := filepath.Glob(a.Root.Path("/etc/ssh/ssh_host_*_key.pub"))
-	sort.Strings(matches)
-	keys := []plan.HostKey{}
-	for _, m := range matches {
-		data, err := os.ReadFile(m)
+func (a *Agent) hostKeys() []HostKey {
+	keys := []HostKey{}
+	for _, m := range sysGlob(a.Root.Path("/etc/ssh"), "ssh_host_", "_key.pub") {
+		data, err := sysReadFile(m)
 		if err != nil {
 			continue
 		}
@@ -98,15 +86,15 @@ func (a *Agent) hostKeys() []plan.HostKey {
 }
 
 // Fingerprint parses one OpenSSH public key line ("type base64 [comment]").
-func Fingerprint(line string) (plan.HostKey, bool) {
+func Fingerprint(line string) (HostKey, bool) {
 	f := strings.Fields(line)
 	if len(f) < 2 {
-		return plan.HostKey{}, false
+		return HostKey{}, false
 	}
 	blob, err := base64.StdEncoding.DecodeString(f[1])
 	if err != nil {
-		return plan.HostKey{}, false
+		return HostKey{}, false
 	}
-	sum := sha256.Sum256(blob)
-	return plan.HostKey{Type: f[0], Fingerprint: "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])}, true
+	sum := sum256(blob)
+	return HostKey{Type: f[0], Fingerprint: "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])}, true
 }

@@ -4,16 +4,15 @@ import (
 	"fmt"
 
 	"hardbake.dev/hardbake/agent/internal/jsonv"
-	"hardbake.dev/hardbake/plan"
 )
 
-// DecodePlan is plan.Decode without encoding/json: same digest check, same
+// DecodePlan is Decode without encoding/json: same digest check, same
 // strictness (unknown fields rejected), same version and port checks. Key
 // names must match exactly (encoding/json would also accept other case),
-// which the canonical plan.Encode output always does.
-func DecodePlan(data []byte, wantDigest string) (*plan.Plan, error) {
+// which the canonical Encode output always does.
+func DecodePlan(data []byte, wantDigest string) (*Plan, error) {
 	if wantDigest != "" {
-		if got := plan.Digest(data); got != wantDigest {
+		if got := Digest(data); got != wantDigest {
 			return nil, fmt.Errorf("plan digest mismatch: got sha256 %s, want %s", got, wantDigest)
 		}
 	}
@@ -21,7 +20,7 @@ func DecodePlan(data []byte, wantDigest string) (*plan.Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode plan: %w", err)
 	}
-	var p plan.Plan
+	var p Plan
 	d := &decoder{}
 	d.object("plan", v, map[string]func(string, any){
 		"version":     d.int(&p.Version),
@@ -36,13 +35,13 @@ func DecodePlan(data []byte, wantDigest string) (*plan.Plan, error) {
 		},
 		"firewall": func(path string, v any) {
 			if v != nil {
-				p.Firewall = &plan.Firewall{}
+				p.Firewall = &Firewall{}
 				d.firewall(path, v, p.Firewall)
 			}
 		},
 		"fail2ban": func(path string, v any) {
 			if v != nil {
-				f := &plan.Fail2ban{}
+				f := &Fail2ban{}
 				p.Fail2ban = f
 				d.object(path, v, map[string]func(string, any){
 					"jail_local": d.file(&f.JailLocal),
@@ -52,11 +51,11 @@ func DecodePlan(data []byte, wantDigest string) (*plan.Plan, error) {
 		},
 		"updates": func(path string, v any) {
 			if v != nil {
-				u := &plan.Updates{}
+				u := &Updates{}
 				p.Updates = u
 				d.object(path, v, map[string]func(string, any){
 					"files": func(path string, v any) {
-						d.array(path, v, func(n int) { u.Files = make([]plan.File, n) },
+						d.array(path, v, func(n int) { u.Files = make([]File, n) },
 							func(i int, path string, v any) { d.file(&u.Files[i])(path, v) })
 					},
 					"unattended": d.boolean(&u.Unattended),
@@ -65,7 +64,7 @@ func DecodePlan(data []byte, wantDigest string) (*plan.Plan, error) {
 		},
 		"sysctl": func(path string, v any) {
 			if v != nil {
-				s := &plan.Sysctl{}
+				s := &Sysctl{}
 				p.Sysctl = s
 				d.object(path, v, map[string]func(string, any){
 					"file":   d.file(&s.File),
@@ -77,8 +76,8 @@ func DecodePlan(data []byte, wantDigest string) (*plan.Plan, error) {
 	if d.err != nil {
 		return nil, fmt.Errorf("decode plan: %w", d.err)
 	}
-	if p.Version != plan.Version {
-		return nil, fmt.Errorf("plan version %d is not supported (want %d)", p.Version, plan.Version)
+	if p.Version != Version {
+		return nil, fmt.Errorf("plan version %d is not supported (want %d)", p.Version, Version)
 	}
 	if p.SSH.Port < 1 || p.SSH.Port > 65535 {
 		return nil, fmt.Errorf("plan: ssh.port %d out of range", p.SSH.Port)
@@ -86,7 +85,7 @@ func DecodePlan(data []byte, wantDigest string) (*plan.Plan, error) {
 	return &p, nil
 }
 
-func (d *decoder) file(f *plan.File) func(string, any) {
+func (d *decoder) file(f *File) func(string, any) {
 	return func(path string, v any) {
 		d.object(path, v, map[string]func(string, any){
 			"path":    d.str(&f.Path),
@@ -97,7 +96,7 @@ func (d *decoder) file(f *plan.File) func(string, any) {
 	}
 }
 
-func (d *decoder) ssh(path string, v any, s *plan.SSH) {
+func (d *decoder) ssh(path string, v any, s *SSH) {
 	d.object(path, v, map[string]func(string, any){
 		"port":           d.int(&s.Port),
 		"drop_in":        d.file(&s.DropIn),
@@ -106,7 +105,7 @@ func (d *decoder) ssh(path string, v any, s *plan.SSH) {
 	})
 }
 
-func (d *decoder) firewall(path string, v any, f *plan.Firewall) {
+func (d *decoder) firewall(path string, v any, f *Firewall) {
 	d.object(path, v, map[string]func(string, any){
 		"backend":       d.str(&f.Backend),
 		"nftables":      d.file(&f.Nftables),
@@ -114,7 +113,7 @@ func (d *decoder) firewall(path string, v any, f *plan.Firewall) {
 		"iptables_v6":   d.file(&f.IPTablesV6),
 		"iptables_unit": d.file(&f.IPTablesUnit),
 		"allow": func(path string, v any) {
-			d.array(path, v, func(n int) { f.Allow = make([]plan.Port, n) },
+			d.array(path, v, func(n int) { f.Allow = make([]Port, n) },
 				func(i int, path string, v any) {
 					d.object(path, v, map[string]func(string, any){
 						"port":  d.int(&f.Allow[i].Port),

@@ -1,17 +1,15 @@
 package agent
 
 import (
-	"sort"
 	"strconv"
 	"strings"
 
 	"hardbake.dev/hardbake/agent/internal/jsonv"
-	"hardbake.dev/hardbake/plan"
 )
 
 // EncodeReport renders r as indented JSON with the field names of
-// plan.Report's json tags (a test holds the two together).
-func EncodeReport(r *plan.Report) []byte {
+// Report's json tags (a test holds the two together).
+func EncodeReport(r *Report) []byte {
 	var w jsonv.Writer
 	w.Open('{')
 	w.Key("plan_version")
@@ -93,7 +91,7 @@ func EncodeReport(r *plan.Report) []byte {
 	return w.Bytes()
 }
 
-func writeSteps(w *jsonv.Writer, steps []plan.Step) {
+func writeSteps(w *jsonv.Writer, steps []Step) {
 	if steps == nil {
 		w.Null()
 		return
@@ -127,7 +125,7 @@ func writeMap(w *jsonv.Writer, m map[string]string) {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	sortStrings(keys)
 	w.Open('{')
 	for _, k := range keys {
 		w.Key(k)
@@ -136,7 +134,7 @@ func writeMap(w *jsonv.Writer, m map[string]string) {
 	w.Close('}')
 }
 
-func writePorts(w *jsonv.Writer, ports []plan.Port) {
+func writePorts(w *jsonv.Writer, ports []Port) {
 	if ports == nil {
 		w.Null()
 		return
@@ -154,12 +152,12 @@ func writePorts(w *jsonv.Writer, ports []plan.Port) {
 }
 
 // Summary is the one line for the console and the boot log.
-func Summary(r *plan.Report) string {
-	if r.Result == plan.ResultFailed {
+func Summary(r *Report) string {
+	if r.Result == ResultFailed {
 		for _, s := range r.Steps {
-			if s.Status == plan.StatusFailed || s.Status == plan.StatusRolledBack {
+			if s.Status == StatusFailed || s.Status == StatusRolledBack {
 				how := "failed"
-				if s.Status == plan.StatusRolledBack {
+				if s.Status == StatusRolledBack {
 					how = "rolled back"
 				}
 				return "hardbake: FAILED step=" + s.Name + " (" + how + "): " + s.Error
@@ -169,7 +167,7 @@ func Summary(r *plan.Report) string {
 	}
 	var b strings.Builder
 	switch r.Result {
-	case plan.ResultPending:
+	case ResultPending:
 		b.WriteString("hardbake: early stage done")
 	default:
 		b.WriteString("hardbake: " + r.Result)
@@ -181,7 +179,7 @@ func Summary(r *plan.Report) string {
 	}
 	b.WriteString(" firewall=" + fw)
 	for _, s := range r.Steps {
-		if s.Status == plan.StatusWaiting && s.Stage == r.Stage {
+		if s.Status == StatusWaiting && s.Stage == r.Stage {
 			b.WriteString(" waiting=" + s.Name)
 		}
 	}

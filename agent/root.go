@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
+	"path"
 	"strconv"
 	"strings"
-
-	"hardbake.dev/hardbake/plan"
+	"syscall"
 )
 
 // Root is the machine's filesystem seen from a root directory ("/" on the
@@ -19,93 +16,61 @@ import (
 type Root struct{ Dir string }
 
 // backupDir holds the previous content of every file the agent replaced.
-const backupDir = plan.StateDir + "/backup"
+const backupDir = StateDir + "/backup"
 
 // absentSuffix marks a backup of a file that did not exist before.
 const absentSuffix = ".absent"
 
 // Path maps a machine path to the real path under the root.
-func (r Root) Path(p string) string { return filepath.Join(r.Dir, filepath.Clean("/"+p)) }
+func (r Root) Path(p string) string { return path.Join(r.Dir, path.Clean("/"+p)) }
 
 // ReadFile reads a machine path.
-func (r Root) ReadFile(p string) ([]byte, error) { return os.ReadFile(r.Path(p)) }
+func (r Root) ReadFile(p string) ([]byte, error) { return sysReadFile(r.Path(p)) }
 
 // Exists reports whether a machine path exists.
-func (r Root) Exists(p string) bool {
-	_, err := os.Lstat(r.Path(p))
-	return err == nil
-}
+func (r Root) Exists(p string) bool { return sysExists(r.Path(p)) }
 
 // WriteAtomic writes data to p through a temp file in the same directory,
 // fsync and rename, so readers (sshd, systemd) never see half a file.
 // Parent directories are created 0755.
-func (r Root) WriteAtomic(p string, data []byte, mode fs.FileMode, owner string) error {
+func (r Root) WriteAtomic(p string, data []byte, mode uint32, owner string) error {
 	full := r.Path(p)
-	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+	if err := sysMkdirAll(path.Dir(full), 0o755); err != nil {
 		return fmt.Errorf("create parent of %s: %w", p, err)
 	}
 	uid, gid, err := r.lookupOwner(owner)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(full), "."+filepath.Base(full)+".hardbake-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		return fmt.Errorf("chmod %s: %w", p, err)
-	}
-	if uid >= 0 && os.Geteuid() == 0 {
-		if err := tmp.Chown(uid, gid); err != nil {
-			return fmt.Errorf("chown %s: %w", p, err)
-		}
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", p, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", p, err)
-	}
-	if err := os.Rename(tmp.Name(), full); err != nil {
-		return fmt.Errorf("rename into %s: %w", p, err)
-	}
-	ok = true
-	return nil
+	return sysWriteAtomic(full, data, mode, uid, gid)
 }
 
 // Remove deletes a machine path; a missing file is not an error.
-func (r Root) Remove(p string) error {
-	if err := os.Remove(r.Path(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove %s: %w", p, err)
-	}
-	return nil
-}
+func (r Root) Remove(p string) error { return sysRemove(r.Path(p)) }
 
 // Same reports whether f is already on disk with the same content and mode.
-func (r Root) Same(f plan.File) bool {
+func (r Root) Same(f File) bool {
 	full := r.Path(f.Path)
-	fi, err := os.Stat(full)
-	if err != nil || fi.Mode().Perm() != fs.FileMode(f.Mode).Perm() {
+	mode, _, err := sysStat(full)
+	if err != nil || mode&0o777 != fileMode(f)&0o777 {
 		return false
 	}
-	data, err := os.ReadFile(full)
+	data, err := sysReadFile(full)
 	return err == nil && bytes.Equal(data, []byte(f.Content))
+}
+
+// fileMode is the plan's mode, 0644 when the plan leaves it out.
+func fileMode(f File) uint32 {
+	if m := f.Mode & 0o7777; m != 0 {
+		return m
+	}
+	return 0o644
 }
 
 // Install writes f unless it is already in place, keeping the previous
 // content (or the fact there was none) under backupDir first. It reports
 // whether anything changed.
-func (r Root) Install(f plan.File) (bool, error) {
+func (r Root) Install(f File) (bool, error) {
 	if f.Path == "" {
 		return false, errors.New("plan file has no path")
 	}
@@ -115,29 +80,25 @@ func (r Root) Install(f plan.File) (bool, error) {
 	if err := r.backup(f.Path); err != nil {
 		return false, err
 	}
-	mode := fs.FileMode(f.Mode).Perm()
-	if mode == 0 {
-		mode = 0o644
-	}
-	if err := r.WriteAtomic(f.Path, []byte(f.Content), mode, f.Owner); err != nil {
+	if err := r.WriteAtomic(f.Path, []byte(f.Content), fileMode(f), f.Owner); err != nil {
 		return false, err
 	}
 	return true, nil
 }
 
-func (r Root) backupPath(p string) string { return backupDir + filepath.Clean("/"+p) }
+func (r Root) backupPath(p string) string { return backupDir + path.Clean("/"+p) }
 
 // backup records the current state of p for Restore.
 func (r Root) backup(p string) error {
 	bp := r.backupPath(p)
-	fi, err := os.Stat(r.Path(p))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	mode, _, err := sysStat(r.Path(p))
+	if errors.Is(err, syscall.ENOENT) {
 		if err := r.Remove(bp); err != nil {
 			return err
 		}
 		return r.WriteAtomic(bp+absentSuffix, nil, 0o600, "")
-	case err != nil:
+	}
+	if err != nil {
 		return fmt.Errorf("back up %s: %w", p, err)
 	}
 	data, err := r.ReadFile(p)
@@ -147,7 +108,7 @@ func (r Root) backup(p string) error {
 	if err := r.Remove(bp + absentSuffix); err != nil {
 		return err
 	}
-	return r.WriteAtomic(bp, data, fi.Mode().Perm(), "")
+	return r.WriteAtomic(bp, data, mode, "")
 }
 
 // HasBackup reports whether Restore(p) has something to restore.
@@ -166,11 +127,11 @@ func (r Root) Restore(p string) error {
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", p, err)
 	}
-	fi, err := os.Stat(r.Path(bp))
+	mode, _, err := sysStat(r.Path(bp))
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", p, err)
 	}
-	return r.WriteAtomic(p, data, fi.Mode().Perm(), "")
+	return r.WriteAtomic(p, data, mode, "")
 }
 
 // lookupOwner resolves "user:group" in the root's /etc/passwd and

@@ -2,12 +2,11 @@ package agent
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
 	"hardbake.dev/hardbake/agent/internal/jsonv"
-	"hardbake.dev/hardbake/plan"
 )
 
 // ParseNftJSON reads `nft -j list ruleset`: the policy of the input hook
@@ -39,7 +38,7 @@ func ParseNftJSON(data []byte) (ruleset, error) {
 		}
 	}
 	var rs ruleset
-	v4, v6 := map[plan.Port]bool{}, map[plan.Port]bool{}
+	v4, v6 := map[Port]bool{}, map[Port]bool{}
 	for _, c := range bases {
 		fam := str(c["family"])
 		policy := str(c["policy"])
@@ -83,7 +82,7 @@ func ParseNftJSON(data []byte) (ruleset, error) {
 // nftRule returns the ports an accept rule opens to everyone, the family
 // it is limited to ("ipv4"/"ipv6" via meta nfproto), or the chain an
 // unconditional jump leads to.
-func nftRule(expr []any) (ports []plan.Port, nfproto, jump string) {
+func nftRule(expr []any) (ports []Port, nfproto, jump string) {
 	var proto string
 	var nums []int
 	accept, conditional := false, false
@@ -132,7 +131,7 @@ func nftRule(expr []any) (ports []plan.Port, nfproto, jump string) {
 		return nil, nfproto, jump
 	}
 	for _, n := range nums {
-		ports = append(ports, plan.Port{Port: n, Proto: proto})
+		ports = append(ports, Port{Port: n, Proto: proto})
 	}
 	return ports, nfproto, jump
 }
@@ -179,16 +178,16 @@ func str(v any) string {
 	return s
 }
 
-func sortedPorts(m map[plan.Port]bool) []plan.Port {
-	out := []plan.Port{}
+func sortedPorts(m map[Port]bool) []Port {
+	out := []Port{}
 	for p := range m {
 		out = append(out, p)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Port != out[j].Port {
-			return out[i].Port < out[j].Port
+	slices.SortFunc(out, func(a, b Port) int {
+		if a.Port != b.Port {
+			return a.Port - b.Port
 		}
-		return out[i].Proto < out[j].Proto
+		return strings.Compare(a.Proto, b.Proto)
 	})
 	return out
 }
@@ -196,7 +195,7 @@ func sortedPorts(m map[plan.Port]bool) []plan.Port {
 // ParseIptablesS reads `iptables -S`: the INPUT policy (lower case) and the
 // ports accepted unconditionally in INPUT and in chains it jumps to
 // without conditions.
-func ParseIptablesS(out string) (string, []plan.Port) {
+func ParseIptablesS(out string) (string, []Port) {
 	policy := ""
 	chains := map[string][][]string{}
 	for _, line := range strings.Split(out, "\n") {
@@ -208,7 +207,7 @@ func ParseIptablesS(out string) (string, []plan.Port) {
 			chains[f[1]] = append(chains[f[1]], f[2:])
 		}
 	}
-	ports := map[plan.Port]bool{}
+	ports := map[Port]bool{}
 	seen := map[string]bool{}
 	var walk func(chain string)
 	walk = func(chain string) {
@@ -224,7 +223,7 @@ func ParseIptablesS(out string) (string, []plan.Port) {
 	return policy, sortedPorts(ports)
 }
 
-func iptRule(f []string, ports map[plan.Port]bool, walk func(string)) {
+func iptRule(f []string, ports map[Port]bool, walk func(string)) {
 	var proto, target string
 	var nums []int
 	for i := 0; i < len(f); i++ {
@@ -253,7 +252,7 @@ func iptRule(f []string, ports map[plan.Port]bool, walk func(string)) {
 	switch {
 	case target == "ACCEPT" && proto != "" && nums != nil:
 		for _, n := range nums {
-			ports[plan.Port{Port: n, Proto: proto}] = true
+			ports[Port{Port: n, Proto: proto}] = true
 		}
 	case target != "" && target != "ACCEPT" && target != "DROP" && target != "REJECT" && nums == nil && proto == "":
 		walk(target)

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"fmt"
 	"strings"
 )
@@ -10,7 +9,7 @@ import (
 type Runner interface {
 	// Run runs name with args and returns its stdout. A non-zero exit is
 	// an *ExitError carrying stderr.
-	Run(ctx context.Context, name string, args ...string) ([]byte, error)
+	Run(name string, args ...string) ([]byte, error)
 	// LookPath reports where name is installed, or an error when it is not.
 	LookPath(name string) (string, error)
 }
@@ -40,7 +39,7 @@ func has(r Runner, name string) bool {
 }
 
 // runString runs a command and returns its trimmed stdout.
-func runString(ctx context.Context, r Runner, name string, args ...string) (string, error) {
-	out, err := r.Run(ctx, name, args...)
+func runString(r Runner, name string, args ...string) (string, error) {
+	out, err := r.Run(name, args...)
 	return strings.TrimSpace(string(out)), err
 }

@@ -4,13 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-
-	"hardbake.dev/hardbake/plan"
 )
 
 // sshFiles are the plan files that configure sshd under the given activation.
-func (r *run) sshFiles(mode string) ([]plan.File, error) {
-	files := []plan.File{r.plan.SSH.DropIn}
+func (r *run) sshFiles(mode string) ([]File, error) {
+	files := []File{r.plan.SSH.DropIn}
 	if mode == actSocket {
 		if r.plan.SSH.SocketDropIn.Path == "" {
 			return nil, errors.New("ssh.socket uses ListenStream= but the plan has no socket_drop_in")
@@ -27,37 +25,37 @@ func (r *run) applySSH() (string, error) {
 	r.rep.SSH.Activation = mode
 	files, err := r.sshFiles(mode)
 	if err != nil {
-		return plan.StatusFailed, err
+		return StatusFailed, err
 	}
 	hk, cleanup, err := r.sshdArgs()
 	defer cleanup()
 	if err != nil {
-		return plan.StatusFailed, err
+		return StatusFailed, err
 	}
 	before, err := r.effectiveSSH()
 	if err != nil {
-		return plan.StatusFailed, fmt.Errorf("current sshd config is invalid, not touching it: %w", err)
+		return StatusFailed, fmt.Errorf("current sshd config is invalid, not touching it: %w", err)
 	}
 	if allSame(r.Root, files) {
 		if err := checkExpect(before, r.plan.SSH.Expect); err != nil {
-			return plan.StatusFailed, err
+			return StatusFailed, err
 		}
-		return plan.StatusUnchanged, nil
+		return StatusUnchanged, nil
 	}
 	oldPort := firstPort(before)
 	if !r.Root.Same(files[0]) {
 		if err := r.prevalidate(files[0], hk); err != nil {
-			return plan.StatusFailed, err
+			return StatusFailed, err
 		}
 	}
 	var changed []string
 	undo := func(cause error) (string, error) {
 		for _, p := range changed {
 			if err := r.Root.Restore(p); err != nil {
-				return plan.StatusFailed, errOr(cause, "rollback: "+err.Error())
+				return StatusFailed, errOr(cause, "rollback: "+err.Error())
 			}
 		}
-		return plan.StatusRolledBack, cause
+		return StatusRolledBack, cause
 	}
 	for _, f := range files {
 		c, err := r.Root.Install(f)
@@ -69,7 +67,7 @@ func (r *run) applySSH() (string, error) {
 		}
 	}
 	r.st.OldSSHPort = oldPort
-	if _, err := r.Runner.Run(r.ctx, "sshd", append([]string{"-t"}, hk...)...); err != nil {
+	if _, err := r.Runner.Run("sshd", append([]string{"-t"}, hk...)...); err != nil {
 		return undo(fmt.Errorf("sshd -t: %w", err))
 	}
 	after, err := r.effectiveSSH()
@@ -86,10 +84,10 @@ func (r *run) applySSH() (string, error) {
 	if err != nil {
 		return r.rollbackSSH(mode, changed, oldPort, err)
 	}
-	return plan.StatusApplied, nil
+	return StatusApplied, nil
 }
 
-func allSame(root Root, files []plan.File) bool {
+func allSame(root Root, files []File) bool {
 	for _, f := range files {
 		if !root.Same(f) {
 			return false
@@ -103,7 +101,7 @@ func allSame(root Root, files []plan.File) bool {
 func (r *run) rollbackSSH(mode string, changed []string, oldPort int, cause error) (string, error) {
 	for _, p := range changed {
 		if err := r.Root.Restore(p); err != nil {
-			return plan.StatusFailed, errOr(cause, "rollback: "+err.Error())
+			return StatusFailed, errOr(cause, "rollback: "+err.Error())
 		}
 	}
 	r.rep.SSH.Banner = ""
@@ -113,9 +111,9 @@ func (r *run) rollbackSSH(mode string, changed []string, oldPort int, cause erro
 	}
 	r.firewallFollowSSH(oldPort)
 	if err != nil {
-		return plan.StatusFailed, errOr(cause, "rollback failed: "+err.Error())
+		return StatusFailed, errOr(cause, "rollback failed: "+err.Error())
 	}
-	return plan.StatusRolledBack, errOr(cause, "rolled back to port "+strconv.Itoa(oldPort))
+	return StatusRolledBack, errOr(cause, "rolled back to port "+strconv.Itoa(oldPort))
 }
 
 // verifySSH is the late stage's proof: sshd answers on the new port and
@@ -128,7 +126,7 @@ func (r *run) verifySSH() (string, error) {
 	if err != nil {
 		files, ferr := r.sshFiles(mode)
 		if ferr != nil {
-			return plan.StatusFailed, errOr(err, ferr.Error())
+			return StatusFailed, errOr(err, ferr.Error())
 		}
 		var ours []string
 		for _, f := range files {
@@ -141,14 +139,14 @@ func (r *run) verifySSH() (string, error) {
 			oldPort = 22
 		}
 		if len(ours) == 0 {
-			return plan.StatusFailed, err
+			return StatusFailed, err
 		}
 		return r.rollbackSSH(mode, ours, oldPort, err)
 	}
 	r.rep.SSH.Banner = banner
 	if port != 22 && r.port22Answers() {
 		r.rep.SSH.Port22Open = true
-		return plan.StatusFailed, fmt.Errorf("sshd answers on port %d, but port 22 still answers too", port)
+		return StatusFailed, fmt.Errorf("sshd answers on port %d, but port 22 still answers too", port)
 	}
 	return r.ok(), nil
 }
@@ -157,10 +155,10 @@ func (r *run) verifySSH() (string, error) {
 func (r *run) checkSSH() (string, error) {
 	eff, err := r.effectiveSSH()
 	if err != nil {
-		return plan.StatusFailed, err
+		return StatusFailed, err
 	}
 	if err := checkExpect(eff, r.plan.SSH.Expect); err != nil {
-		return plan.StatusFailed, err
+		return StatusFailed, err
 	}
 	return r.verifySSHReadOnly()
 }
@@ -169,12 +167,12 @@ func (r *run) verifySSHReadOnly() (string, error) {
 	port := r.plan.SSH.Port
 	banner, err := r.waitBanner(port)
 	if err != nil {
-		return plan.StatusFailed, err
+		return StatusFailed, err
 	}
 	r.rep.SSH.Banner = banner
 	if port != 22 && r.port22Answers() {
 		r.rep.SSH.Port22Open = true
-		return plan.StatusFailed, fmt.Errorf("port 22 still answers SSH")
+		return StatusFailed, fmt.Errorf("port 22 still answers SSH")
 	}
-	return plan.StatusUnchanged, nil
+	return StatusUnchanged, nil
 }

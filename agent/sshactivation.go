@@ -19,7 +19,7 @@ var generators = []string{
 }
 
 func (r *run) unitState(verb, unit string) string {
-	out, _ := runString(r.ctx, r.Runner, "systemctl", verb, unit)
+	out, _ := runString(r.Runner, "systemctl", verb, unit)
 	return out
 }
 
@@ -42,7 +42,7 @@ func (r *run) activation() string {
 // deadlock) and simply starts later with the new config.
 func (r *run) restartSSH(mode string) (bool, error) {
 	systemctl := func(args ...string) error {
-		_, err := r.Runner.Run(r.ctx, "systemctl", args...)
+		_, err := r.Runner.Run("systemctl", args...)
 		return err
 	}
 	if mode == actService {
@@ -74,7 +74,7 @@ func (r *run) restartSSH(mode string) (bool, error) {
 func (r *run) waitBanner(port int) (string, error) {
 	var banner string
 	err := r.poll(func() error {
-		b, err := r.Banner(r.ctx, port, 3e9)
+		b, err := r.Banner(port, 3e9)
 		if err != nil {
 			return err
 		}
@@ -92,6 +92,6 @@ func (r *run) waitBanner(port int) (string, error) {
 
 // port22Answers reports whether an SSH server still answers on 22.
 func (r *run) port22Answers() bool {
-	b, err := r.Banner(r.ctx, 22, 2e9)
+	b, err := r.Banner(22, 2e9)
 	return err == nil && strings.HasPrefix(b, "SSH-")
 }

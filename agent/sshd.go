@@ -2,12 +2,8 @@ package agent
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-
-	"hardbake.dev/hardbake/plan"
 )
 
 // workDir holds throwaway files (temp host key, configs under validation).
@@ -22,23 +18,22 @@ const workDir = "/run/hardbake"
 // machine has none yet.
 func (r *run) sshdArgs() ([]string, func(), error) {
 	noop := func() {}
-	if err := os.MkdirAll(r.Root.Path("/run/sshd"), 0o755); err != nil {
+	if err := sysMkdirAll(r.Root.Path("/run/sshd"), 0o755); err != nil {
 		return nil, noop, fmt.Errorf("create /run/sshd: %w", err)
 	}
-	keys, _ := filepath.Glob(r.Root.Path("/etc/ssh/ssh_host_*_key"))
-	if len(keys) > 0 {
+	if len(sysGlob(r.Root.Path("/etc/ssh"), "ssh_host_", "_key")) > 0 {
 		return nil, noop, nil
 	}
-	if err := os.MkdirAll(r.Root.Path(workDir), 0o700); err != nil {
-		return nil, noop, fmt.Errorf("create %s: %w", workDir, err)
+	if err := sysMkdirAll(r.Root.Path(workDir), 0o700); err != nil {
+		return nil, noop, err
 	}
-	dir, err := os.MkdirTemp(r.Root.Path(workDir), "hostkey-")
+	dir, err := sysMkdirTemp(r.Root.Path(workDir), "hostkey-")
 	if err != nil {
 		return nil, noop, fmt.Errorf("temp host key dir: %w", err)
 	}
-	cleanup := func() { os.RemoveAll(dir) }
-	key := filepath.Join(dir, "ssh_host_ed25519_key")
-	if _, err := r.Runner.Run(r.ctx, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key); err != nil {
+	cleanup := func() { sysRemoveFlat(dir) }
+	key := dir + "/ssh_host_ed25519_key"
+	if _, err := r.Runner.Run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key); err != nil {
 		cleanup()
 		return nil, noop, fmt.Errorf("throwaway host key: %w", err)
 	}
@@ -52,7 +47,7 @@ func (r *run) effectiveSSH() (map[string][]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := r.Runner.Run(r.ctx, "sshd", append([]string{"-T"}, args...)...)
+	out, err := r.Runner.Run("sshd", append([]string{"-T"}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("sshd -T: %w", err)
 	}
@@ -107,9 +102,9 @@ func firstPort(eff map[string][]string) int {
 // temp main config includes it first, then the real sshd_config (so the
 // drop-in wins, as it will by its name). With socket activation every new
 // connection reads the files, so a bad drop-in must never land there.
-func (r *run) prevalidate(f plan.File, extra []string) error {
-	if err := os.MkdirAll(r.Root.Path(workDir), 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", workDir, err)
+func (r *run) prevalidate(f File, extra []string) error {
+	if err := sysMkdirAll(r.Root.Path(workDir), 0o700); err != nil {
+		return err
 	}
 	dropIn := workDir + "/sshd-dropin.check"
 	mainCfg := workDir + "/sshd_config.check"
@@ -127,7 +122,7 @@ func (r *run) prevalidate(f plan.File, extra []string) error {
 		return err
 	}
 	args := append([]string{"-t", "-f", r.Root.Path(mainCfg)}, extra...)
-	if _, err := r.Runner.Run(r.ctx, "sshd", args...); err != nil {
+	if _, err := r.Runner.Run("sshd", args...); err != nil {
 		return fmt.Errorf("sshd -t rejects the new drop-in: %w", err)
 	}
 	return nil

@@ -3,20 +3,19 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"io/fs"
+	"syscall"
 
 	"hardbake.dev/hardbake/agent/internal/jsonv"
-	"hardbake.dev/hardbake/plan"
 )
 
-const statePath = plan.StateDir + "/state.json"
+const statePath = StateDir + "/state.json"
 
 // stageState is what one stage left behind for the next run.
 type stageState struct {
 	Digest    string
 	Completed bool // the stage ran to its end (whatever the result)
 	Result    string
-	Steps     []plan.Step
+	Steps     []Step
 }
 
 // state persists between runs and boots: which plan each stage applied and
@@ -29,7 +28,7 @@ type state struct {
 func (a *Agent) loadState() (state, error) {
 	var st state
 	data, err := a.Root.ReadFile(statePath)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, syscall.ENOENT) {
 		return st, nil
 	}
 	if err != nil {
@@ -58,7 +57,7 @@ func (d *decoder) stage(s *stageState) func(string, any) {
 			"completed": d.boolean(&s.Completed),
 			"result":    d.str(&s.Result),
 			"steps": func(path string, v any) {
-				d.array(path, v, func(n int) { s.Steps = make([]plan.Step, n) }, func(i int, path string, v any) {
+				d.array(path, v, func(n int) { s.Steps = make([]Step, n) }, func(i int, path string, v any) {
 					st := &s.Steps[i]
 					d.object(path, v, map[string]func(string, any){
 						"name": d.str(&st.Name), "stage": d.str(&st.Stage), "status": d.str(&st.Status),

@@ -4,19 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"hardbake.dev/hardbake/plan"
 )
 
 func (r *run) applySysctl() (string, error) {
 	s := r.plan.Sysctl
 	changed, err := r.Root.Install(s.File)
 	if err != nil {
-		return plan.StatusFailed, err
+		return StatusFailed, err
 	}
 	if !changed {
 		if err := r.sysctlExpect(); err == nil {
-			return plan.StatusUnchanged, nil
+			return StatusUnchanged, nil
 		}
 	}
 	err = r.sysctlLoad(s.File.Path)
@@ -24,24 +22,24 @@ func (r *run) applySysctl() (string, error) {
 		err = r.sysctlExpect()
 	}
 	if err == nil {
-		return plan.StatusApplied, nil
+		return StatusApplied, nil
 	}
 	if !changed {
-		return plan.StatusFailed, err
+		return StatusFailed, err
 	}
 	if rerr := r.Root.Restore(s.File.Path); rerr != nil {
-		return plan.StatusFailed, errOr(err, "rollback: "+rerr.Error())
+		return StatusFailed, errOr(err, "rollback: "+rerr.Error())
 	}
 	if r.Root.Exists(s.File.Path) {
 		if rerr := r.sysctlLoad(s.File.Path); rerr != nil {
-			return plan.StatusFailed, errOr(err, "rollback: "+rerr.Error())
+			return StatusFailed, errOr(err, "rollback: "+rerr.Error())
 		}
 	}
-	return plan.StatusRolledBack, err
+	return StatusRolledBack, err
 }
 
 func (r *run) sysctlLoad(p string) error {
-	if _, err := r.Runner.Run(r.ctx, "sysctl", "-p", r.Root.Path(p)); err != nil {
+	if _, err := r.Runner.Run("sysctl", "-p", r.Root.Path(p)); err != nil {
 		return fmt.Errorf("sysctl -p %s: %w", p, err)
 	}
 	return nil
@@ -52,7 +50,7 @@ func (r *run) sysctlLoad(p string) error {
 func (r *run) sysctlExpect() error {
 	var errs []error
 	for _, k := range sortedKeys(r.plan.Sysctl.Expect) {
-		got, err := runString(r.ctx, r.Runner, "sysctl", "-n", k)
+		got, err := runString(r.Runner, "sysctl", "-n", k)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("sysctl -n %s: %w", k, err))
 			continue
@@ -67,7 +65,7 @@ func (r *run) sysctlExpect() error {
 
 func (r *run) checkSysctl() (string, error) {
 	if err := r.sysctlExpect(); err != nil {
-		return plan.StatusFailed, err
+		return StatusFailed, err
 	}
-	return plan.StatusUnchanged, nil
+	return StatusUnchanged, nil
 }

@@ -4,24 +4,22 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"hardbake.dev/hardbake/plan"
 )
 
 // checkUpdates proves unattended-upgrades will run: package installed, apt
 // periodic setting on, and the timer that triggers it enabled.
 func (r *run) checkUpdates() (string, error) {
 	rep := &r.rep.Updates
-	status, err := runString(r.ctx, r.Runner, "dpkg-query", "-W", "-f=${Status}", "unattended-upgrades")
+	status, err := runString(r.Runner, "dpkg-query", "-W", "-f=${Status}", "unattended-upgrades")
 	rep.Installed = err == nil && status == "install ok installed"
 	if !rep.Installed {
 		rep.State = "missing"
-		return plan.StatusWaiting, errors.New("unattended-upgrades is not installed")
+		return StatusWaiting, errors.New("unattended-upgrades is not installed")
 	}
-	dump, err := runString(r.ctx, r.Runner, "apt-config", "dump")
+	dump, err := runString(r.Runner, "apt-config", "dump")
 	if err != nil {
 		rep.State = "failed"
-		return plan.StatusFailed, fmt.Errorf("apt-config dump: %w", err)
+		return StatusFailed, fmt.Errorf("apt-config dump: %w", err)
 	}
 	rep.Periodic = AptConfigValue(dump, "APT::Periodic::Unattended-Upgrade")
 	rep.TimerEnabled = r.unitState("is-enabled", "apt-daily-upgrade.timer") == "enabled"
@@ -34,7 +32,7 @@ func (r *run) checkUpdates() (string, error) {
 	}
 	if err := errors.Join(errs...); err != nil {
 		rep.State = "failed"
-		return plan.StatusFailed, err
+		return StatusFailed, err
 	}
 	rep.State = "ok"
 	return r.ok(), nil

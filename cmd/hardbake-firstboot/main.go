@@ -8,7 +8,6 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"hardbake.dev/hardbake/agent"
-	"hardbake.dev/hardbake/plan"
 )
 
 // version is set at build time with -X main.version=….
@@ -47,7 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	planPath := fs.String("plan", plan.PlanPath, "plan file (path on the machine, under --root)")
+	planPath := fs.String("plan", agent.PlanPath, "plan file (path on the machine, under --root)")
 	root := fs.String("root", "/", "root directory every file path is relative to")
 	var stage, digest *string
 	if cmd == "apply" {
@@ -74,10 +72,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Out:     stdout,
 		Version: version,
 	}
-	// A hard bound on the whole run: cloud-init must never hang on us.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	code, err := a.Run(ctx, opts)
+	// No context.WithTimeout: it costs ~100 KiB in the static binary. Each
+	// command and each poll loop is bounded inside the agent instead.
+	code, err := a.Run(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "hardbake-firstboot: %v\n", err)
 		if code == agent.ExitUsage {
