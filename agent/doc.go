@@ -24,6 +24,8 @@
 //
 // Every file access goes through Root and every command through Runner, so
 // the whole agent runs against a temporary directory and a scripted fake
-// machine in tests. The agent never uses encoding/json, net or os/exec:
-// each of them costs hundreds of KiB in a static binary (docs/bench/agent.md).
+// machine in tests. The agent avoids encoding/json, net, os/exec, the os
+// file API, context, flag, crypto/sha256 and even package plan (whose types
+// it mirrors in contract.go): together they would double its size above a
+// hello-world (docs/bench/agent.md).
 package agent

@@ -4,9 +4,10 @@ package plan
 // for `check`. It is the agent's only output that other parts read (the CLI,
 // the order service, the e2e tests), so it lives beside the plan.
 //
-// The agent encodes it without encoding/json (to stay small); the json tags
-// below are the contract and a test in the agent checks that its encoder and
-// these tags agree.
+// The agent encodes it without encoding/json and without importing this
+// package (both would cost hundreds of KiB in its static binary, see
+// docs/bench/agent.md): it mirrors these types, and agent tests check the
+// mirror field by field and decode its output strictly into Report.
 type Report struct {
 	PlanVersion  int    `json:"plan_version"`
 	PlanDigest   string `json:"plan_digest"`

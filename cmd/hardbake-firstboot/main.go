@@ -8,7 +8,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -43,28 +42,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if cmd != "apply" && cmd != "check" {
 		return usage(stderr)
 	}
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	planPath := fs.String("plan", agent.PlanPath, "plan file (path on the machine, under --root)")
-	root := fs.String("root", "/", "root directory every file path is relative to")
-	var stage, digest *string
+	planPath, root, stage, digest := agent.PlanPath, "/", "", ""
+	vals := map[string]*string{"plan": &planPath, "root": &root}
 	if cmd == "apply" {
-		stage = fs.String("stage", "", "early (from bootcmd) or late (from runcmd)")
-		digest = fs.String("plan-sha256", "", "refuse a plan whose sha256 differs")
+		vals["stage"], vals["plan-sha256"] = &stage, &digest
 	}
-	if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 0 {
-		return agent.ExitUsage
+	if err := parseFlags(args[1:], vals); err != nil {
+		fmt.Fprintf(stderr, "hardbake-firstboot %s: %v\n", cmd, err)
+		return usage(stderr)
 	}
-	opts := agent.Options{Stage: agent.StageCheck, PlanPath: *planPath}
+	opts := agent.Options{Stage: agent.StageCheck, PlanPath: planPath}
 	if cmd == "apply" {
-		if *stage != agent.StageEarly && *stage != agent.StageLate {
+		if stage != agent.StageEarly && stage != agent.StageLate {
 			fmt.Fprintln(stderr, "hardbake-firstboot: --stage must be early or late")
 			return agent.ExitUsage
 		}
-		opts.Stage, opts.WantDigest = *stage, *digest
+		opts.Stage, opts.WantDigest = stage, digest
 	}
 	a := &agent.Agent{
-		Root:    agent.Root{Dir: *root},
+		Root:    agent.Root{Dir: root},
 		Runner:  agent.ExecRunner{},
 		Uptime:  agent.ProcUptime,
 		Banner:  agent.DialBanner,

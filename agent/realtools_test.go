@@ -1,0 +1,205 @@
+package agent
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// needTool skips when a real tool is missing, unless HARDBAKE_REQUIRE_TOOLS=1.
+func needTool(t *testing.T, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := (ExecRunner{}).LookPath(n); err != nil {
+			if os.Getenv("HARDBAKE_REQUIRE_TOOLS") == "1" {
+				t.Fatalf("%s is required: %v", n, err)
+			}
+			t.Skipf("%s not installed", n)
+		}
+	}
+	if os.Geteuid() != 0 {
+		if os.Getenv("HARDBAKE_REQUIRE_TOOLS") == "1" {
+			t.Fatal("real-tool tests need root")
+		}
+		t.Skip("needs root")
+	}
+}
+
+func TestExecRunner(t *testing.T) {
+	var r ExecRunner
+	out, err := r.Run("sh", "-c", "echo out; echo err >&2")
+	if err != nil || string(out) != "out\n" {
+		t.Fatalf("%q %v", out, err)
+	}
+	_, err = r.Run("sh", "-c", "echo boom >&2; exit 3")
+	var ee *ExitError
+	if !asExit(err, &ee) || ee.Code != 3 || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("%v", err)
+	}
+	if _, err := r.Run("no-such-tool-hardbake"); err == nil {
+		t.Fatal("missing tool ran")
+	}
+}
+
+func asExit(err error, target **ExitError) bool {
+	e, ok := err.(*ExitError)
+	*target = e
+	return ok
+}
+
+// sshd -t/-T as the agent runs them, on a machine with no host keys: a
+// throwaway key is generated and the privilege separation dir created.
+func TestRealSSHDNoHostKeys(t *testing.T) {
+	needTool(t, "sshd", "ssh-keygen")
+	root := t.TempDir()
+	r := &run{Agent: &Agent{Root: Root{Dir: root}, Runner: ExecRunner{}}}
+	args, cleanup, err := r.sshdArgs()
+	defer cleanup()
+	if err != nil || len(args) != 2 || !strings.HasPrefix(args[1], "HostKey="+root) {
+		t.Fatalf("%q %v", args, err)
+	}
+	cfg := filepath.Join(root, "sshd_config")
+	os.WriteFile(cfg, []byte("Port 50022\nPermitRootLogin no\nPasswordAuthentication no\nMaxAuthTries 3\nHostKey "+strings.TrimPrefix(args[1], "HostKey=")+"\n"), 0o600)
+	if _, err := r.Runner.Run("sshd", "-t", "-f", cfg); err != nil {
+		t.Fatalf("sshd -t: %v", err)
+	}
+	out, err := r.Runner.Run("sshd", "-T", "-f", cfg)
+	if err != nil {
+		t.Fatalf("sshd -T: %v", err)
+	}
+	eff := ParseSSHDT(string(out))
+	if err := checkExpect(eff, map[string]string{"port": "50022", "permitrootlogin": "no", "passwordauthentication": "no", "maxauthtries": "3"}); err != nil {
+		t.Error(err)
+	}
+	os.WriteFile(cfg, []byte("Port 50022\nBogusOption yes\n"), 0o600)
+	if _, err := r.Runner.Run("sshd", "-t", "-f", cfg); err == nil || !strings.Contains(err.Error(), "Bogus") {
+		t.Errorf("sshd -t accepted a bad option: %v", err)
+	}
+}
+
+// A stray "Port 22" next to the drop-in shows up as two port values.
+func TestParseSSHDTMultiplePorts(t *testing.T) {
+	eff := ParseSSHDT("port 50022\nport 22\npermitrootlogin no\n")
+	if err := checkExpect(eff, map[string]string{"port": "50022"}); err == nil {
+		t.Error("two ports passed as one")
+	}
+}
+
+func TestRealNftCheckAndParse(t *testing.T) {
+	needTool(t, "nft")
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules.nft")
+	os.WriteFile(rules, []byte(testPlan().Firewall.Nftables.Content), 0o600)
+	if out, err := exec.Command("nft", "-c", "-f", rules).CombinedOutput(); err != nil {
+		t.Skipf("nft -c unusable here (no netlink permission?): %v %s", err, out)
+	}
+	if _, err := (ExecRunner{}).Run("nft", "-c", "-f", rules); err != nil {
+		t.Fatalf("nft -c: %v", err)
+	}
+	// The JSON shape nft -j lists, checked by nft itself as JSON input.
+	fixture := fakeNftJSON(testPlan().Firewall.Nftables.Content)
+	fixture = strings.Replace(fixture, `{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, `, "", 1)
+	js := filepath.Join(dir, "rules.json")
+	os.WriteFile(js, []byte(fixture), 0o600)
+	if out, err := exec.Command("nft", "-j", "-c", "-f", js).CombinedOutput(); err != nil {
+		t.Fatalf("nft rejects the JSON fixture: %v %s", err, out)
+	}
+	rs, err := ParseNftJSON([]byte(fixture))
+	if err != nil || rs.PolicyV4 != "drop" || rs.PolicyV6 != "drop" || len(rs.V4) != 2 || len(rs.V6) != 2 {
+		t.Fatalf("%+v %v", rs, err)
+	}
+	// This machine's own ruleset (read only) parses.
+	out, err := (ExecRunner{}).Run("nft", "-j", "list", "ruleset")
+	if err != nil {
+		t.Fatalf("nft list: %v", err)
+	}
+	if _, err := ParseNftJSON(out); err != nil {
+		t.Fatalf("parse live ruleset: %v", err)
+	}
+}
+
+func TestParseNftJSONForms(t *testing.T) {
+	in := `{"nftables":[{"chain":{"family":"ip6","table":"f","name":"in","hook":"input","policy":"drop"}},
+	{"chain":{"family":"ip","table":"f","name":"in","hook":"input","policy":"drop"}},
+	{"chain":{"family":"ip","table":"f","name":"svc"}},
+	{"rule":{"family":"ip","table":"f","chain":"in","expr":[{"jump":{"target":"svc"}}]}},
+	{"rule":{"family":"ip","table":"f","chain":"svc","expr":[{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":{"set":[80,443]}}},{"accept":null}]}},
+	{"rule":{"family":"ip","table":"f","chain":"in","expr":[{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"saddr"}},"right":"10.0.0.1"}},{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":22}},{"accept":null}]}},
+	{"rule":{"family":"ip6","table":"f","chain":"in","expr":[{"match":{"op":"==","left":{"meta":{"key":"l4proto"}},"right":"udp"}},{"match":{"op":"==","left":{"payload":{"protocol":"th","field":"dport"}},"right":{"range":[60000,60002]}}},{"accept":null}]}}]}`
+	rs, err := ParseNftJSON([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := portsString(rs.V4); got != "80/tcp 443/tcp" {
+		t.Errorf("v4 %s (a source-restricted rule must not count)", got)
+	}
+	if got := portsString(rs.V6); got != "60000/udp 60001/udp 60002/udp" {
+		t.Errorf("v6 %s", got)
+	}
+}
+
+func portsString(ps []Port) string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, strconv.Itoa(p.Port)+"/"+p.Proto)
+	}
+	return strings.Join(s, " ")
+}
+
+func TestRealIptablesParse(t *testing.T) {
+	needTool(t, "iptables")
+	out, err := (ExecRunner{}).Run("iptables", "-S")
+	if err != nil {
+		t.Skipf("iptables -S unusable here: %v", err)
+	}
+	if policy, _ := ParseIptablesS(string(out)); policy == "" {
+		t.Errorf("no INPUT policy in %q", out)
+	}
+	policy, ports := ParseIptablesS("-P INPUT DROP\n-A INPUT -i lo -j ACCEPT\n-A INPUT -s 10.0.0.0/8 -p tcp --dport 22 -j ACCEPT\n-A INPUT -j svc\n-A svc -p tcp -m multiport --dports 50022,443 -m conntrack --ctstate NEW -j ACCEPT\n")
+	if policy != "drop" || portsString(ports) != "443/tcp 50022/tcp" {
+		t.Errorf("%s %s", policy, portsString(ports))
+	}
+}
+
+func TestRealFingerprintMatchesSSHKeygen(t *testing.T) {
+	needTool(t, "ssh-keygen")
+	dir := t.TempDir()
+	for _, typ := range []string{"ed25519", "ecdsa", "rsa"} {
+		key := filepath.Join(dir, typ)
+		if out, err := exec.Command("ssh-keygen", "-q", "-t", typ, "-N", "", "-f", key).CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+		out, err := exec.Command("ssh-keygen", "-lf", key+".pub").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, _ := os.ReadFile(key + ".pub")
+		k, ok := Fingerprint(string(pub))
+		if !ok || strings.Fields(string(out))[1] != k.Fingerprint {
+			t.Errorf("%s: %+v, ssh-keygen says %s", typ, k, out)
+		}
+	}
+}
+
+func TestRealFail2banConfigTest(t *testing.T) {
+	needTool(t, "fail2ban-client")
+	if _, err := os.Stat("/etc/fail2ban/jail.conf"); err != nil {
+		t.Skip("no /etc/fail2ban")
+	}
+	// A copy of the packaged config plus the plan's jail.local, tested the
+	// way the late stage tests it (fail2ban-client -t), without a server.
+	dir := t.TempDir()
+	if out, err := exec.Command("cp", "-a", "/etc/fail2ban/.", dir).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	os.WriteFile(filepath.Join(dir, "jail.local"), []byte(testPlan().Fail2ban.JailLocal.Content), 0o644)
+	if _, err := (ExecRunner{}).Run("fail2ban-client", "-c", dir, "-t"); err != nil {
+		t.Errorf("fail2ban-client -t: %v", err)
+	}
+	if got := ParseF2BActions("The jail sshd has the following actions:\nnftables-multiport, sendmail"); strings.Join(got, ",") != "nftables-multiport,sendmail" {
+		t.Errorf("actions %q", got)
+	}
+}
