@@ -27,4 +27,3 @@ func TestReportRoundTrip(t *testing.T) {
 		t.Fatalf("%v\n%+v\n%+v", err, in, out)
 	}
 }
-
