@@ -119,9 +119,15 @@ func syntaxError(file string, err error) *FieldError {
 }
 
 type decoder struct {
-	src  *Source
-	errs *errList
+	src    *Source
+	errs   *errList
+	values int // values decoded so far, aliases counted each time they are used
 }
+
+// maxValues bounds the work one document can cause: aliases let a small
+// document name the same list thousands of times over (a few kilobytes
+// expanding to millions of values). Real profiles have a few hundred.
+const maxValues = 100000
 
 func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
@@ -139,6 +145,12 @@ var nodeDecoderType = reflect.TypeOf((*nodeDecoder)(nil)).Elem()
 func (d *decoder) value(path string, n *yaml.Node, v reflect.Value) {
 	for n.Kind == yaml.AliasNode {
 		n = n.Alias
+	}
+	if d.values++; d.values > maxValues {
+		if d.values == maxValues+1 {
+			d.errs.addAt(Pos{n.Line, n.Column}, "", "document too complex: more than %d values (aliases expanding too far?)", maxValues)
+		}
+		return
 	}
 	d.src.pos[path] = Pos{n.Line, n.Column}
 	if isNull(n) {

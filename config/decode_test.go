@@ -2,8 +2,10 @@ package config_test
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"hardbake.dev/hardbake/config"
 	"hardbake.dev/hardbake/templates"
@@ -215,5 +217,40 @@ func TestBuiltinProfiles(t *testing.T) {
 	}
 	if config.LooksLikeProfile([]byte("hostname: web1\nssh_keys: []\n")) {
 		t.Error("an order looks like a profile")
+	}
+}
+
+// TestAliasExpansionBounded: a small document whose aliases name one list
+// thousands of times is refused instead of expanding to millions of values.
+func TestAliasExpansionBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(profHead + "firewall:\n  services:\n    - port: 1\n      sources: &s [")
+	const k = 1000
+	for i := 0; i < k; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString("10.0.0.0/8")
+	}
+	b.WriteString("]\n")
+	for i := 2; i <= k; i++ {
+		b.WriteString("    - {port: " + strconv.Itoa(i) + ", sources: *s}\n")
+	}
+	start := time.Now()
+	_, err := config.DecodeProfile("p.yaml", []byte(b.String()))
+	if err == nil || !strings.Contains(err.Error(), "document too complex: more than 100000 values") {
+		t.Fatalf("want a too-complex error, got %.300v", err)
+	}
+	if ie := err.(*config.InputError); len(ie.Errs) != 1 {
+		t.Errorf("want just the too-complex error, got %d errors", len(ie.Errs))
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v", d)
+	}
+	// The same services written out with fewer sources are fine.
+	small := strings.Replace(b.String(), "&s [", "&s [192.0.2.0/24,", 1)
+	small = small[:strings.Index(small, "    - {port: 51,")]
+	if _, err := config.DecodeProfile("p.yaml", []byte(small)); err != nil {
+		t.Fatalf("%.300v", err)
 	}
 }
