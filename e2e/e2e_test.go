@@ -31,6 +31,11 @@ type suite struct {
 	images map[string]*builtImage
 	slots  chan struct{} // guests allowed at once
 
+	// Guests get their slots in scenario order (longest first).
+	turnMu sync.Mutex
+	turn   *sync.Cond
+	next   int
+
 	mu      sync.Mutex
 	results []*result
 }
@@ -82,6 +87,7 @@ func TestE2E(t *testing.T) {
 	start := time.Now()
 	s := &suite{root: repoRoot(t), cache: cacheDir(t), lg: newLogger(os.Stderr)}
 	s.slots = make(chan struct{}, envInt("HARDBAKE_E2E_PARALLEL", 2))
+	s.turn = sync.NewCond(&s.turnMu)
 	s.work = filepath.Join(s.cache, "runs", time.Now().UTC().Format("20060102T150405Z"))
 	if err := os.MkdirAll(s.work, 0o755); err != nil {
 		t.Fatal(err)
@@ -109,13 +115,16 @@ func TestE2E(t *testing.T) {
 		}
 	}
 	t.Run("boot", func(t *testing.T) {
+		idx := 0
 		for _, sc := range scenarios() {
 			if len(only) > 0 && !only[sc.Name] {
 				continue
 			}
+			turn := idx
+			idx++
 			t.Run(sc.Name, func(t *testing.T) {
 				t.Parallel()
-				s.runScenario(t, sc)
+				s.runScenario(t, sc, turn)
 			})
 		}
 	})
@@ -126,7 +135,23 @@ func TestE2E(t *testing.T) {
 	}
 }
 
-func (s *suite) runScenario(t *testing.T, sc scenario) {
+// acquire takes a guest slot once every earlier scenario has one.
+func (s *suite) acquire(turn int) {
+	s.turnMu.Lock()
+	for s.next != turn {
+		s.turn.Wait()
+	}
+	s.turnMu.Unlock()
+	s.slots <- struct{}{}
+	s.turnMu.Lock()
+	s.next++
+	s.turn.Broadcast()
+	s.turnMu.Unlock()
+}
+
+func (s *suite) runScenario(t *testing.T, sc scenario, turn int) {
+	s.acquire(turn)
+	defer func() { <-s.slots }()
 	img, ok := s.images[sc.Image]
 	if !ok {
 		t.Fatalf("no image %s", sc.Image)
@@ -136,12 +161,6 @@ func (s *suite) runScenario(t *testing.T, sc scenario) {
 	s.results = append(s.results, res)
 	s.mu.Unlock()
 
-	select {
-	case s.slots <- struct{}{}:
-	case <-time.After(60 * time.Minute):
-		t.Fatal("no guest slot within 60 minutes")
-	}
-	defer func() { <-s.slots }()
 	began := time.Now()
 	defer func() { res.Wall = time.Since(began).Seconds() }()
 
@@ -343,10 +362,14 @@ for p in (%d, %d, %d, %d):
 func (g *guest) firewallChecks(suffix string) {
 	script := fmt.Sprintf(listenerPy, portHTTP, portOrder, portRestrict, portForbidden)
 	cmd := "cat >/tmp/e2e-listen.py <<'EOF'\n" + script + "EOF\n" +
-		"pkill -f '^python3 /tmp/e2e-[l]isten'; setsid nohup python3 /tmp/e2e-listen.py >/dev/null 2>&1 </dev/null &\n" +
+		"pkill -f '^python3 /tmp/e2e-[l]isten'; setsid nohup python3 /tmp/e2e-listen.py >/tmp/e2e-listen.log 2>&1 </dev/null &\n" +
 		"for i in $(seq 60); do python3 -c 'import urllib.request,sys; [urllib.request.urlopen(\"http://127.0.0.1:%d/\" % p, timeout=3) for p in sys.argv[1:]]' " +
-		fmt.Sprintf("%d %d %d %d", portHTTP, portOrder, portRestrict, portForbidden) + " 2>/dev/null && exit 0; sleep 1; done; exit 1"
-	_, err := g.run(cmd)
+		fmt.Sprintf("%d %d %d %d", portHTTP, portOrder, portRestrict, portForbidden) + " 2>/tmp/e2e-probe.log && exit 0; sleep 1; done\n" +
+		"tail -3 /tmp/e2e-listen.log /tmp/e2e-probe.log; ss -ltn; exit 1"
+	out, err := g.run(cmd)
+	if err != nil {
+		err = fmt.Errorf("%w: %s", err, lastLines(out, 12))
+	}
 	if !g.res.check("listeners up inside"+suffix, err) {
 		return
 	}
@@ -633,7 +656,19 @@ func (g *guest) faultLogin(ctx context.Context) {
 		g.res.check("key still logs in (port 22, rolled back)", nil)
 		return
 	}
-	g.res.check("key still logs in", fmt.Errorf("new port: %v; port 22: %v", err, err22))
+	g.res.check("key still logs in", fmt.Errorf("new port: %v; port 22: %v; inside (qemu-guest-agent): %s", err, err22, g.qgaDiag(ctx)))
+}
+
+// qgaDiag reads listeners and the ruleset through qemu-guest-agent, for
+// when SSH is closed.
+func (g *guest) qgaDiag(ctx context.Context) string {
+	_, out, err := g.vm.qgaExec(ctx, 60*time.Second, "/bin/sh", "-c",
+		"ss -ltn; nft list ruleset 2>&1 | grep -E 'policy|dport|iif' ; journalctl -b -o short-monotonic --no-pager > /var/tmp/e2e-journal.txt; cat /var/lib/hardbake/report.json")
+	if err != nil {
+		return "qga: " + err.Error()
+	}
+	_ = os.WriteFile(filepath.Join(g.dir, "qga-diag.txt"), []byte(out), 0o644)
+	return strings.Join(strings.Fields(out), " ")
 }
 
 // faultMirror: no packages; SSH and firewall hardened all the same.
@@ -670,6 +705,9 @@ func (g *guest) faultPort(ctx context.Context) {
 		g.res.check("taken port still belongs to its owner", fmt.Errorf("port %d answers SSH: %s", g.port, b))
 	}
 	err := g.login(ctx, 22, 90*time.Second)
+	if err != nil {
+		err = fmt.Errorf("%w; inside (qemu-guest-agent): %s", err, g.qgaDiag(ctx))
+	}
 	if !g.res.check("key still logs in on port 22 (rolled back)", err) {
 		return
 	}
