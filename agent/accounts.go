@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"hardbake.dev/hardbake/plan"
 )
 
 // rootLocked reports whether root's password hash in /etc/shadow is locked
@@ -19,26 +21,26 @@ func (r *run) rootLocked() (bool, error) {
 func (r *run) lockRoot() (string, error) {
 	locked, err := r.rootLocked()
 	if err != nil {
-		return StatusFailed, err
+		return plan.StatusFailed, err
 	}
 	if locked {
-		return StatusUnchanged, nil
+		return plan.StatusUnchanged, nil
 	}
 	if _, err := r.Runner.Run("usermod", "-L", "root"); err != nil {
-		return StatusFailed, fmt.Errorf("lock root password: %w", err)
+		return plan.StatusFailed, fmt.Errorf("lock root password: %w", err)
 	}
-	return StatusApplied, nil
+	return plan.StatusApplied, nil
 }
 
 func (r *run) checkRootLocked() (string, error) {
 	locked, err := r.rootLocked()
 	if err != nil {
-		return StatusFailed, err
+		return plan.StatusFailed, err
 	}
 	if !locked {
-		return StatusFailed, errors.New("root has a usable password")
+		return plan.StatusFailed, errors.New("root has a usable password")
 	}
-	return StatusUnchanged, nil
+	return plan.StatusUnchanged, nil
 }
 
 // checkAdmin proves the admin cloud-init created can log in with a key:
@@ -48,20 +50,20 @@ func (r *run) checkAdmin() (string, error) {
 	name := r.plan.Accounts.Admin
 	f, err := r.Root.dbEntry("/etc/passwd", name)
 	if err != nil {
-		return StatusFailed, fmt.Errorf("admin user %q: %w", name, err)
+		return plan.StatusFailed, fmt.Errorf("admin user %q: %w", name, err)
 	}
 	if len(f) < 7 {
-		return StatusFailed, fmt.Errorf("admin user %q: malformed passwd entry", name)
+		return plan.StatusFailed, fmt.Errorf("admin user %q: malformed passwd entry", name)
 	}
 	keysPath := f[5] + "/.ssh/authorized_keys"
 	data, err := r.Root.ReadFile(keysPath)
 	if err != nil {
-		return StatusFailed, fmt.Errorf("admin user %q: %w", name, err)
+		return plan.StatusFailed, fmt.Errorf("admin user %q: %w", name, err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
 			return r.ok(), nil
 		}
 	}
-	return StatusFailed, fmt.Errorf("admin user %q: %s has no key", name, keysPath)
+	return plan.StatusFailed, fmt.Errorf("admin user %q: %s has no key", name, keysPath)
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"slices"
 	"time"
+
+	"hardbake.dev/hardbake/plan"
 )
 
 // Stages.
@@ -53,12 +55,12 @@ type Options struct {
 // run is the working set of one invocation.
 type run struct {
 	*Agent
-	plan   *Plan
+	plan   *plan.Plan
 	digest string
 	stage  string
 	st     state
-	steps  []Step
-	rep    Report
+	steps  []plan.Step
+	rep    plan.Report
 	// firewallApplied is true when this run loaded a new ruleset (so an
 	// SSH rollback must consider rolling it back too).
 	firewallApplied bool
@@ -71,7 +73,14 @@ func (a *Agent) Run(opts Options) (int, error) {
 	if err != nil {
 		return ExitUsage, fmt.Errorf("read plan: %w", err)
 	}
-	p, err := DecodePlan(data, opts.WantDigest)
+	digest, err := a.planDigest(opts.PlanPath, data)
+	if err != nil {
+		return ExitUsage, err
+	}
+	if opts.WantDigest != "" && digest != opts.WantDigest {
+		return ExitUsage, fmt.Errorf("plan digest mismatch: got sha256 %s, want %s", digest, opts.WantDigest)
+	}
+	p, err := DecodePlan(data)
 	if err != nil {
 		return ExitUsage, err
 	}
@@ -79,8 +88,8 @@ func (a *Agent) Run(opts Options) (int, error) {
 	if err != nil {
 		return ExitFailed, err
 	}
-	r := &run{Agent: a, plan: p, digest: Digest(data), stage: opts.Stage, st: st}
-	r.rep = Report{
+	r := &run{Agent: a, plan: p, digest: digest, stage: opts.Stage, st: st}
+	r.rep = plan.Report{
 		PlanVersion: p.Version, PlanDigest: r.digest, Profile: p.Profile, InstanceID: p.InstanceID,
 		AgentVersion: a.Version, Stage: opts.Stage,
 	}
@@ -93,7 +102,7 @@ func (a *Agent) Run(opts Options) (int, error) {
 		}
 		r.early()
 	case StageLate:
-		if !opts.Force && st.Late.Completed && st.Late.Digest == r.digest && st.Late.Result == ResultHardened {
+		if !opts.Force && st.Late.Completed && st.Late.Digest == r.digest && st.Late.Result == plan.ResultHardened {
 			fmt.Fprintf(a.Out, "hardbake: late stage already applied for plan %.12s, nothing to do\n", r.digest)
 			return ExitOK, nil
 		}
@@ -113,7 +122,7 @@ func (a *Agent) Run(opts Options) (int, error) {
 // step runs fn and records its outcome with the time since boot.
 func (r *run) step(stage, name string, fn func() (string, error)) string {
 	status, err := fn()
-	s := Step{Name: name, Stage: stage, Status: status, Uptime: r.Uptime()}
+	s := plan.Step{Name: name, Stage: stage, Status: status, Uptime: r.Uptime()}
 	if err != nil {
 		s.Error = err.Error()
 	}
@@ -134,32 +143,32 @@ func (r *run) setStep(name, status string, err error) {
 }
 
 // result maps the steps to the overall result and exit code.
-func (r *run) result(steps []Step) (string, int) {
+func (r *run) result(steps []plan.Step) (string, int) {
 	waiting := false
 	for i, s := range steps {
 		switch s.Status {
-		case StatusFailed, StatusRolledBack:
-			return ResultFailed, ExitFailed
-		case StatusWaiting:
+		case plan.StatusFailed, plan.StatusRolledBack:
+			return plan.ResultFailed, ExitFailed
+		case plan.StatusWaiting:
 			// An early step that waited for a package counts only if the
 			// late stage did not finish it.
-			waiting = waiting || !slices.ContainsFunc(steps[i+1:], func(l Step) bool { return l.Name == s.Name })
+			waiting = waiting || !slices.ContainsFunc(steps[i+1:], func(l plan.Step) bool { return l.Name == s.Name })
 		}
 	}
 	switch {
 	case r.stage == StageEarly:
-		return ResultPending, ExitOK
+		return plan.ResultPending, ExitOK
 	case waiting:
-		return ResultPartial, ExitPartial
+		return plan.ResultPartial, ExitPartial
 	}
-	return ResultHardened, ExitOK
+	return plan.ResultHardened, ExitOK
 }
 
 // finish fills the read-backs, writes state and report, prints the summary.
 func (r *run) finish() (int, error) {
 	r.readBack()
-	var all []Step
-	var earlySteps, lateSteps []Step
+	var all []plan.Step
+	var earlySteps, lateSteps []plan.Step
 	for _, s := range r.steps {
 		if s.Stage == StageEarly {
 			earlySteps = append(earlySteps, s)
@@ -182,7 +191,7 @@ func (r *run) finish() (int, error) {
 	r.rep.Result = result
 	r.rep.Steps = all
 	if r.rep.Steps == nil {
-		r.rep.Steps = []Step{}
+		r.rep.Steps = []plan.Step{}
 	}
 	report := EncodeReport(&r.rep)
 	if r.stage == StageCheck {
@@ -201,7 +210,7 @@ func (r *run) finish() (int, error) {
 	if err := r.saveState(r.st); err != nil {
 		errs = append(errs, err)
 	}
-	if err := r.Root.WriteAtomic(ReportPath, report, 0o600, ""); err != nil {
+	if err := r.Root.WriteAtomic(plan.ReportPath, report, 0o600, ""); err != nil {
 		errs = append(errs, fmt.Errorf("write report: %w", err))
 	}
 	fmt.Fprintln(r.Out, Summary(&r.rep))

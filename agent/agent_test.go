@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
 	"hardbake.dev/hardbake/plan"
+	"hardbake.dev/hardbake/render"
 )
 
 // report decodes report.json strictly with encoding/json: this also holds
@@ -273,7 +275,7 @@ func TestIdempotentAndLaterBoot(t *testing.T) {
 	m.write(plan.StateDir+"/admin-was-here", "", 0o600)
 	m.write("/etc/ssh/sshd_config.d/10-hardbake.conf", "Port 50022\n# admin edit\n", 0o600)
 	code, _, out := m.apply(StageEarly, false)
-	if code != ExitOK || !strings.Contains(out, "already applied") || len(m.callList()) != before {
+	if code != ExitOK || !strings.Contains(out, "already applied") || !slices.Equal(m.callList()[before:], []string{"sha256sum -- " + plan.PlanPath}) {
 		t.Fatalf("later boot: exit %d %q, calls %q", code, out, m.callList()[before:])
 	}
 	if !strings.Contains(m.read("/etc/ssh/sshd_config.d/10-hardbake.conf"), "admin edit") {
@@ -307,8 +309,18 @@ func TestDigestMismatchAndBadPlan(t *testing.T) {
 	if code != ExitUsage || err == nil || !strings.Contains(err.Error(), "digest mismatch") {
 		t.Fatalf("exit %d err %v", code, err)
 	}
-	if len(m.callList()) != 0 || m.exists(plan.ReportPath) {
-		t.Error("a refused plan touched the machine")
+	if calls := m.callList(); !slices.Equal(calls, []string{"sha256sum -- " + plan.PlanPath}) || m.exists(plan.ReportPath) {
+		t.Errorf("a refused plan touched the machine: %q", calls)
+	}
+	// The digest is sha256sum's, over the file: the right one is accepted.
+	digest := m.install(testPlan())
+	m.fail["sha256sum"] = errors.New("sha256sum: read error")
+	if code, err := a.Run(Options{Stage: StageEarly, PlanPath: plan.PlanPath, WantDigest: digest}); code != ExitUsage || err == nil || !strings.Contains(err.Error(), "read error") {
+		t.Errorf("sha256sum fails: exit %d err %v", code, err)
+	}
+	delete(m.fail, "sha256sum")
+	if code, err := a.Run(Options{Stage: StageEarly, PlanPath: plan.PlanPath, WantDigest: digest}); code != ExitOK {
+		t.Errorf("right digest: exit %d err %v", code, err)
 	}
 	m.write(plan.PlanPath, `{"version":2}`, 0o600)
 	if code, _ := a.Run(Options{Stage: StageEarly, PlanPath: plan.PlanPath}); code != ExitUsage {
@@ -371,8 +383,13 @@ func TestReportContent(t *testing.T) {
 	if r.Fail2ban.State != "ok" || r.Fail2ban.Jails["sshd"] != "50022" || r.Updates.State != "ok" || !r.Updates.TimerEnabled {
 		t.Errorf("fail2ban %+v updates %+v", r.Fail2ban, r.Updates)
 	}
-	if len(r.HostKeys) != 1 || r.HostKeys[0].Type != "ssh-ed25519" || !strings.HasPrefix(r.HostKeys[0].Fingerprint, "SHA256:") {
-		t.Errorf("host keys %+v", r.HostKeys)
+	fp, _ := sshKeygenFingerprint(m.read("/etc/ssh/ssh_host_ed25519_key.pub"))
+	if len(r.HostKeys) != 1 || r.HostKeys[0].Type != "ssh-ed25519" || r.HostKeys[0].Fingerprint != fp {
+		t.Errorf("host keys %+v, want ssh-ed25519 %s", r.HostKeys, fp)
+	}
+	data, _ := render.EncodePlan(testPlan())
+	if r.PlanDigest != render.PlanDigest(data) {
+		t.Errorf("plan digest %s, want %s", r.PlanDigest, render.PlanDigest(data))
 	}
 	names := []string{}
 	for _, s := range r.Steps {
@@ -393,7 +410,7 @@ func TestReportContent(t *testing.T) {
 	}
 	// EncodeReport and encoding/json agree on the whole document.
 	std, _ := json.Marshal(r)
-	var mine Report
+	var mine plan.Report
 	if err := json.Unmarshal(std, &mine); err != nil {
 		t.Fatal(err)
 	}

@@ -24,8 +24,10 @@
 //
 // Every file access goes through Root and every command through Runner, so
 // the whole agent runs against a temporary directory and a scripted fake
-// machine in tests. The agent avoids encoding/json, net, os/exec, the os
-// file API, context, flag, crypto/sha256 and even package plan (whose types
-// it mirrors in contract.go): together they would double its size above a
-// hello-world (docs/bench/agent.md).
+// machine in tests. The plan and report types are package plan's, which
+// imports nothing. The agent avoids encoding/json, net, os/exec, the os file
+// API, context, flag and crypto/sha256 (SHA-256 comes from coreutils'
+// sha256sum, host key fingerprints from ssh-keygen, both run through
+// Runner): together they would double its size above a hello-world
+// (docs/bench/agent.md).
 package agent

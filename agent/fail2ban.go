@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"hardbake.dev/hardbake/plan"
 )
 
 // fail2ban proves every planned jail runs on the planned port. With
@@ -13,7 +15,7 @@ func (r *run) fail2ban(mayRestart bool) (string, error) {
 	rep := &r.rep.Fail2ban
 	if !has(r.Runner, "fail2ban-client") {
 		rep.State = "missing"
-		return StatusWaiting, errors.New("fail2ban is not installed")
+		return plan.StatusWaiting, errors.New("fail2ban is not installed")
 	}
 	firstRun := r.st.Late.Digest != r.digest
 	if !mayRestart || !firstRun {
@@ -21,13 +23,13 @@ func (r *run) fail2ban(mayRestart bool) (string, error) {
 		if err == nil {
 			rep.State = "ok"
 			if r.stage == StageLate && !firstRun {
-				return StatusUnchanged, nil
+				return plan.StatusUnchanged, nil
 			}
 			return r.ok(), nil
 		}
 		if !mayRestart {
 			rep.State = "failed"
-			return StatusFailed, err
+			return plan.StatusFailed, err
 		}
 	}
 	if _, err := r.Runner.Run("fail2ban-client", "-t"); err != nil {
@@ -36,16 +38,16 @@ func (r *run) fail2ban(mayRestart bool) (string, error) {
 		jl := r.plan.Fail2ban.JailLocal.Path
 		if r.Root.Same(r.plan.Fail2ban.JailLocal) && r.Root.HasBackup(jl) {
 			if rerr := r.Root.Restore(jl); rerr != nil {
-				return StatusFailed, errOr(err, "rollback: "+rerr.Error())
+				return plan.StatusFailed, errOr(err, "rollback: "+rerr.Error())
 			}
 			r.Runner.Run("systemctl", "restart", "fail2ban.service")
-			return StatusRolledBack, errOr(err, "previous jail.local restored")
+			return plan.StatusRolledBack, errOr(err, "previous jail.local restored")
 		}
-		return StatusFailed, err
+		return plan.StatusFailed, err
 	}
 	if _, err := r.Runner.Run("systemctl", "restart", "fail2ban.service"); err != nil {
 		rep.State = "failed"
-		return StatusFailed, fmt.Errorf("restart fail2ban: %w", err)
+		return plan.StatusFailed, fmt.Errorf("restart fail2ban: %w", err)
 	}
 	err := r.poll(func() error {
 		_, err := r.Runner.Run("fail2ban-client", "ping")
@@ -56,10 +58,10 @@ func (r *run) fail2ban(mayRestart bool) (string, error) {
 	}
 	if err != nil {
 		rep.State = "failed"
-		return StatusFailed, err
+		return plan.StatusFailed, err
 	}
 	rep.State = "ok"
-	return StatusApplied, nil
+	return plan.StatusApplied, nil
 }
 
 // verifyJails asks the running fail2ban for each jail's status and the

@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +16,7 @@ import (
 	"time"
 
 	"hardbake.dev/hardbake/plan"
+	"hardbake.dev/hardbake/render"
 )
 
 // fakeMachine is a scripted Debian-like machine: systemd units, sshd that
@@ -45,7 +49,7 @@ func newFake(t *testing.T) *fakeMachine {
 	root := t.TempDir()
 	m := &fakeMachine{
 		t: t, root: root,
-		tools:  map[string]bool{"sshd": true, "ssh-keygen": true, "systemctl": true, "usermod": true, "sysctl": true, "nft": true, "dpkg-query": true, "apt-config": true},
+		tools:  map[string]bool{"sshd": true, "ssh-keygen": true, "systemctl": true, "usermod": true, "sysctl": true, "nft": true, "dpkg-query": true, "apt-config": true, "sha256sum": true},
 		units:  map[string]string{"ssh.service": "enabled", "ssh.socket": "disabled", "apt-daily-upgrade.timer": "enabled"},
 		active: map[string]bool{},
 		listen: map[int]bool{},
@@ -191,8 +195,28 @@ func (m *fakeMachine) Run(name string, args ...string) ([]byte, error) {
 		}
 		return nil, nil
 	case "ssh-keygen":
+		if arg(0) == "-l" { // -l -E sha256 -f PUB
+			if arg(1) != "-E" || arg(2) != "sha256" || arg(3) != "-f" {
+				m.t.Errorf("unexpected %q", line)
+			}
+			fp, ok := sshKeygenFingerprint(m.read(arg(4)))
+			if !ok {
+				return nil, &ExitError{Cmd: line, Code: 255, Stderr: arg(4) + " is not a public key file."}
+			}
+			return []byte("256 " + fp + " root@x (ED25519)\n"), nil
+		}
 		m.write(arg(6), "throwaway", 0o600)
 		return nil, nil
+	case "sha256sum":
+		if arg(0) != "--" {
+			m.t.Errorf("unexpected %q", line)
+		}
+		data, err := os.ReadFile(filepath.Join(m.root, arg(1)))
+		if err != nil {
+			return nil, &ExitError{Cmd: line, Code: 1, Stderr: "sha256sum: " + arg(1) + ": No such file or directory"}
+		}
+		sum := sha256.Sum256(data)
+		return []byte(hex.EncodeToString(sum[:]) + "  " + args[1] + "\n"), nil
 	case "sshd":
 		if arg(0) == "-t" {
 			if arg(1) == "-f" && strings.Contains(m.read(arg(2)), "Include") {
@@ -327,6 +351,21 @@ func fakeIptS(rules string) string {
 	return b.String()
 }
 
+// sshKeygenFingerprint is what `ssh-keygen -l -E sha256` prints for a
+// public key line: SHA256 of the decoded blob, base64 without padding.
+func sshKeygenFingerprint(pub string) (string, bool) {
+	f := strings.Fields(pub)
+	if len(f) < 2 {
+		return "", false
+	}
+	blob, err := base64.StdEncoding.DecodeString(f[1])
+	if err != nil {
+		return "", false
+	}
+	sum := sha256.Sum256(blob)
+	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:]), true
+}
+
 // testPlan is a complete plan moving SSH to 50022.
 func testPlan() *plan.Plan {
 	return &plan.Plan{
@@ -368,12 +407,12 @@ func testPlan() *plan.Plan {
 
 // install writes p as the machine's plan and returns its digest.
 func (m *fakeMachine) install(p *plan.Plan) string {
-	data, err := plan.Encode(p)
+	data, err := render.EncodePlan(p)
 	if err != nil {
 		m.t.Fatal(err)
 	}
 	m.write(plan.PlanPath, string(data), 0o600)
-	return plan.Digest(data)
+	return render.PlanDigest(data)
 }
 
 // apply runs a stage and returns the exit code, report and summary line.

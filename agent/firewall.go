@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path"
 	"slices"
+
+	"hardbake.dev/hardbake/plan"
 )
 
 const (
@@ -15,11 +17,11 @@ const (
 // ruleset is a loaded firewall as read back from the kernel.
 type ruleset struct {
 	PolicyV4, PolicyV6 string
-	V4, V6             []Port
+	V4, V6             []plan.Port
 }
 
-func allows(ports []Port, port int, proto string) bool {
-	return slices.Contains(ports, Port{Port: port, Proto: proto})
+func allows(ports []plan.Port, port int, proto string) bool {
+	return slices.Contains(ports, plan.Port{Port: port, Proto: proto})
 }
 
 // firewallBackend picks the tool: nft when present, else iptables, else ""
@@ -40,25 +42,25 @@ func (r *run) firewallBackend() string {
 func (r *run) applyFirewall(final bool) (string, error) {
 	fw := r.plan.Firewall
 	if port := r.plan.SSH.Port; !allows(fw.Allow, port, "tcp") {
-		return StatusFailed, fmt.Errorf("refusing firewall: allow list lacks the SSH port %d/tcp (would lock the admin out)", port)
+		return plan.StatusFailed, fmt.Errorf("refusing firewall: allow list lacks the SSH port %d/tcp (would lock the admin out)", port)
 	}
 	backend := r.firewallBackend()
 	r.rep.Firewall.Backend = backend
 	if backend == "" {
 		err := fmt.Errorf("neither nft nor iptables-restore is installed (backend %q)", fw.Backend)
 		if final {
-			return StatusFailed, err
+			return plan.StatusFailed, err
 		}
-		return StatusWaiting, err
+		return plan.StatusWaiting, err
 	}
 	files, unit := r.firewallFiles(backend)
 	if allSame(r.Root, files) {
 		if err := r.verifyFirewall(backend); err == nil {
-			return StatusUnchanged, r.enable(unit)
+			return plan.StatusUnchanged, r.enable(unit)
 		}
 		// Files in place but not loaded (e.g. a failed earlier run): load them.
 	} else if err := r.testRuleset(backend); err != nil {
-		return StatusFailed, err
+		return plan.StatusFailed, err
 	}
 	var changed []string
 	for _, f := range files {
@@ -78,17 +80,17 @@ func (r *run) applyFirewall(final bool) (string, error) {
 	}
 	r.firewallApplied = true
 	if err := r.enable(unit); err != nil {
-		return StatusFailed, fmt.Errorf("ruleset loaded but not persistent: %w", err)
+		return plan.StatusFailed, fmt.Errorf("ruleset loaded but not persistent: %w", err)
 	}
-	return StatusApplied, nil
+	return plan.StatusApplied, nil
 }
 
-func (r *run) firewallFiles(backend string) ([]File, string) {
+func (r *run) firewallFiles(backend string) ([]plan.File, string) {
 	fw := r.plan.Firewall
 	if backend == backendNft {
-		return []File{fw.Nftables}, "nftables.service"
+		return []plan.File{fw.Nftables}, "nftables.service"
 	}
-	return []File{fw.IPTablesV4, fw.IPTablesV6, fw.IPTablesUnit}, path.Base(fw.IPTablesUnit.Path)
+	return []plan.File{fw.IPTablesV4, fw.IPTablesV6, fw.IPTablesUnit}, path.Base(fw.IPTablesUnit.Path)
 }
 
 // enable makes the ruleset persistent, only touching systemd when needed.
@@ -110,7 +112,7 @@ func (r *run) enable(unit string) error {
 func (r *run) testRuleset(backend string) error {
 	fw := r.plan.Firewall
 	type test struct {
-		f    File
+		f    plan.File
 		tool string
 		args []string
 	}
@@ -206,7 +208,7 @@ func (r *run) readFirewall(backend string) (ruleset, error) {
 func (r *run) rollbackFirewall(backend string, changed []string, cause error) (string, error) {
 	for _, p := range changed {
 		if err := r.Root.Restore(p); err != nil {
-			return StatusFailed, errOr(cause, "rollback: "+err.Error())
+			return plan.StatusFailed, errOr(cause, "rollback: "+err.Error())
 		}
 	}
 	var err error
@@ -230,9 +232,9 @@ func (r *run) rollbackFirewall(backend string, changed []string, cause error) (s
 		}
 	}
 	if err != nil {
-		return StatusFailed, errOr(cause, "rollback reload: "+err.Error())
+		return plan.StatusFailed, errOr(cause, "rollback reload: "+err.Error())
 	}
-	return StatusRolledBack, errOr(cause, "previous firewall restored")
+	return plan.StatusRolledBack, errOr(cause, "previous firewall restored")
 }
 
 // firewallFollowSSH rolls the firewall back when SSH went back to a port
@@ -264,10 +266,10 @@ func (r *run) checkFirewall() (string, error) {
 	backend := r.firewallBackend()
 	r.rep.Firewall.Backend = backend
 	if backend == "" {
-		return StatusFailed, errors.New("no firewall tool installed")
+		return plan.StatusFailed, errors.New("no firewall tool installed")
 	}
 	if err := r.verifyFirewall(backend); err != nil {
-		return StatusFailed, err
+		return plan.StatusFailed, err
 	}
-	return StatusUnchanged, nil
+	return plan.StatusUnchanged, nil
 }

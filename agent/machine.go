@@ -1,12 +1,13 @@
 package agent
 
 import (
-	"encoding/base64"
 	"fmt"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"hardbake.dev/hardbake/plan"
 )
 
 // ProcUptime reads seconds since boot from /proc/uptime (0 when unreadable:
@@ -68,33 +69,42 @@ func DialBanner(port int, timeout time.Duration) (string, error) {
 	return string(line), nil
 }
 
-// hostKeys fingerprints /etc/ssh/ssh_host_*_key.pub the way
-// `ssh-keygen -lf` does: SHA256 over the decoded key blob, base64 without
-// padding.
-func (a *Agent) hostKeys() []HostKey {
-	keys := []HostKey{}
+// hostKeys fingerprints /etc/ssh/ssh_host_*_key.pub: the key type is the
+// file's first field, the fingerprint what `ssh-keygen -l -E sha256` prints
+// for it. A key that cannot be read or fingerprinted is left out: the report
+// is evidence, not a step that can fail.
+func (a *Agent) hostKeys() []plan.HostKey {
+	keys := []plan.HostKey{}
 	for _, m := range sysGlob(a.Root.Path("/etc/ssh"), "ssh_host_", "_key.pub") {
 		data, err := sysReadFile(m)
 		if err != nil {
 			continue
 		}
-		if k, ok := Fingerprint(string(data)); ok {
-			keys = append(keys, k)
+		typ := strings.Fields(string(data))
+		if len(typ) < 2 {
+			continue
+		}
+		out, err := a.Runner.Run("ssh-keygen", "-l", "-E", "sha256", "-f", m)
+		if err != nil {
+			continue
+		}
+		if fp, ok := ParseKeygenFingerprint(string(out)); ok {
+			keys = append(keys, plan.HostKey{Type: typ[0], Fingerprint: fp})
 		}
 	}
 	return keys
 }
 
-// Fingerprint parses one OpenSSH public key line ("type base64 [comment]").
-func Fingerprint(line string) (HostKey, bool) {
+// ParseKeygenFingerprint returns the "SHA256:…" field of one line of
+// `ssh-keygen -l -E sha256` output: "BITS SHA256:… comment (TYPE)".
+func ParseKeygenFingerprint(out string) (string, bool) {
+	line, _, _ := strings.Cut(out, "\n")
 	f := strings.Fields(line)
-	if len(f) < 2 {
-		return HostKey{}, false
+	if len(f) < 3 || !strings.HasPrefix(f[1], "SHA256:") || len(f[1]) == len("SHA256:") {
+		return "", false
 	}
-	blob, err := base64.StdEncoding.DecodeString(f[1])
-	if err != nil {
-		return HostKey{}, false
+	if bits, err := strconv.Atoi(f[0]); err != nil || bits <= 0 {
+		return "", false
 	}
-	sum := sum256(blob)
-	return HostKey{Type: f[0], Fingerprint: "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])}, true
+	return f[1], true
 }

@@ -4,23 +4,20 @@ import (
 	"fmt"
 
 	"hardbake.dev/hardbake/agent/internal/jsonv"
+	"hardbake.dev/hardbake/plan"
 )
 
-// DecodePlan is Decode without encoding/json: same digest check, same
-// strictness (unknown fields rejected), same version and port checks. Key
+// DecodePlan parses a plan as render.DecodePlan does, without
+// encoding/json: unknown fields rejected, same version and port checks. Key
 // names must match exactly (encoding/json would also accept other case),
-// which the canonical Encode output always does.
-func DecodePlan(data []byte, wantDigest string) (*Plan, error) {
-	if wantDigest != "" {
-		if got := Digest(data); got != wantDigest {
-			return nil, fmt.Errorf("plan digest mismatch: got sha256 %s, want %s", got, wantDigest)
-		}
-	}
+// which render.EncodePlan's output always does. The digest is checked by
+// the caller (Agent.Run), over the file itself.
+func DecodePlan(data []byte) (*plan.Plan, error) {
 	v, err := jsonv.Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("decode plan: %w", err)
 	}
-	var p Plan
+	var p plan.Plan
 	d := &decoder{}
 	d.object("plan", v, map[string]func(string, any){
 		"version":     d.int(&p.Version),
@@ -35,13 +32,13 @@ func DecodePlan(data []byte, wantDigest string) (*Plan, error) {
 		},
 		"firewall": func(path string, v any) {
 			if v != nil {
-				p.Firewall = &Firewall{}
+				p.Firewall = &plan.Firewall{}
 				d.firewall(path, v, p.Firewall)
 			}
 		},
 		"fail2ban": func(path string, v any) {
 			if v != nil {
-				f := &Fail2ban{}
+				f := &plan.Fail2ban{}
 				p.Fail2ban = f
 				d.object(path, v, map[string]func(string, any){
 					"jail_local": d.file(&f.JailLocal),
@@ -51,11 +48,11 @@ func DecodePlan(data []byte, wantDigest string) (*Plan, error) {
 		},
 		"updates": func(path string, v any) {
 			if v != nil {
-				u := &Updates{}
+				u := &plan.Updates{}
 				p.Updates = u
 				d.object(path, v, map[string]func(string, any){
 					"files": func(path string, v any) {
-						d.array(path, v, func(n int) { u.Files = make([]File, n) },
+						d.array(path, v, func(n int) { u.Files = make([]plan.File, n) },
 							func(i int, path string, v any) { d.file(&u.Files[i])(path, v) })
 					},
 					"unattended": d.boolean(&u.Unattended),
@@ -64,7 +61,7 @@ func DecodePlan(data []byte, wantDigest string) (*Plan, error) {
 		},
 		"sysctl": func(path string, v any) {
 			if v != nil {
-				s := &Sysctl{}
+				s := &plan.Sysctl{}
 				p.Sysctl = s
 				d.object(path, v, map[string]func(string, any){
 					"file":   d.file(&s.File),
@@ -76,8 +73,8 @@ func DecodePlan(data []byte, wantDigest string) (*Plan, error) {
 	if d.err != nil {
 		return nil, fmt.Errorf("decode plan: %w", d.err)
 	}
-	if p.Version != Version {
-		return nil, fmt.Errorf("plan version %d is not supported (want %d)", p.Version, Version)
+	if p.Version != plan.Version {
+		return nil, fmt.Errorf("plan version %d is not supported (want %d)", p.Version, plan.Version)
 	}
 	if p.SSH.Port < 1 || p.SSH.Port > 65535 {
 		return nil, fmt.Errorf("plan: ssh.port %d out of range", p.SSH.Port)
@@ -85,7 +82,7 @@ func DecodePlan(data []byte, wantDigest string) (*Plan, error) {
 	return &p, nil
 }
 
-func (d *decoder) file(f *File) func(string, any) {
+func (d *decoder) file(f *plan.File) func(string, any) {
 	return func(path string, v any) {
 		d.object(path, v, map[string]func(string, any){
 			"path":    d.str(&f.Path),
@@ -96,7 +93,7 @@ func (d *decoder) file(f *File) func(string, any) {
 	}
 }
 
-func (d *decoder) ssh(path string, v any, s *SSH) {
+func (d *decoder) ssh(path string, v any, s *plan.SSH) {
 	d.object(path, v, map[string]func(string, any){
 		"port":           d.int(&s.Port),
 		"drop_in":        d.file(&s.DropIn),
@@ -105,7 +102,7 @@ func (d *decoder) ssh(path string, v any, s *SSH) {
 	})
 }
 
-func (d *decoder) firewall(path string, v any, f *Firewall) {
+func (d *decoder) firewall(path string, v any, f *plan.Firewall) {
 	d.object(path, v, map[string]func(string, any){
 		"backend":       d.str(&f.Backend),
 		"nftables":      d.file(&f.Nftables),
@@ -113,7 +110,7 @@ func (d *decoder) firewall(path string, v any, f *Firewall) {
 		"iptables_v6":   d.file(&f.IPTablesV6),
 		"iptables_unit": d.file(&f.IPTablesUnit),
 		"allow": func(path string, v any) {
-			d.array(path, v, func(n int) { f.Allow = make([]Port, n) },
+			d.array(path, v, func(n int) { f.Allow = make([]plan.Port, n) },
 				func(i int, path string, v any) {
 					d.object(path, v, map[string]func(string, any){
 						"port":  d.int(&f.Allow[i].Port),

@@ -1,12 +1,17 @@
 package agent
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"hardbake.dev/hardbake/plan"
 )
 
 // needTool skips when a real tool is missing, unless HARDBAKE_REQUIRE_TOOLS=1.
@@ -141,7 +146,7 @@ func TestParseNftJSONForms(t *testing.T) {
 	}
 }
 
-func portsString(ps []Port) string {
+func portsString(ps []plan.Port) string {
 	var s []string
 	for _, p := range ps {
 		s = append(s, strconv.Itoa(p.Port)+"/"+p.Proto)
@@ -164,11 +169,16 @@ func TestRealIptablesParse(t *testing.T) {
 	}
 }
 
-func TestRealFingerprintMatchesSSHKeygen(t *testing.T) {
+// Host keys as the report records them, through the real ssh-keygen, match
+// `ssh-keygen -lf` and SHA256 over the key blob computed here.
+func TestRealHostKeysMatchSSHKeygen(t *testing.T) {
 	needTool(t, "ssh-keygen")
-	dir := t.TempDir()
+	root := t.TempDir()
+	dir := filepath.Join(root, "etc", "ssh")
+	os.MkdirAll(dir, 0o755)
+	want := map[string]string{}
 	for _, typ := range []string{"ed25519", "ecdsa", "rsa"} {
-		key := filepath.Join(dir, typ)
+		key := filepath.Join(dir, "ssh_host_"+typ+"_key")
 		if out, err := exec.Command("ssh-keygen", "-q", "-t", typ, "-N", "", "-f", key).CombinedOutput(); err != nil {
 			t.Fatalf("%v %s", err, out)
 		}
@@ -177,10 +187,42 @@ func TestRealFingerprintMatchesSSHKeygen(t *testing.T) {
 			t.Fatal(err)
 		}
 		pub, _ := os.ReadFile(key + ".pub")
-		k, ok := Fingerprint(string(pub))
-		if !ok || strings.Fields(string(out))[1] != k.Fingerprint {
-			t.Errorf("%s: %+v, ssh-keygen says %s", typ, k, out)
+		fp, ok := sshKeygenFingerprint(string(pub))
+		if !ok || strings.Fields(string(out))[1] != fp {
+			t.Fatalf("%s: computed %s, ssh-keygen -lf says %s", typ, fp, out)
 		}
+		want[strings.Fields(string(pub))[0]] = fp
+	}
+	// Not a key: left out, not an error.
+	os.WriteFile(filepath.Join(dir, "ssh_host_bogus_key.pub"), []byte("ssh-bogus AAAA x\n"), 0o644)
+	a := &Agent{Root: Root{Dir: root}, Runner: ExecRunner{}}
+	keys := a.hostKeys()
+	got := map[string]string{}
+	for _, k := range keys {
+		got[k.Type] = k.Fingerprint
+	}
+	if len(keys) != 3 || !maps.Equal(got, want) {
+		t.Errorf("host keys %+v, want %v", keys, want)
+	}
+}
+
+// The plan digest through the real sha256sum equals crypto/sha256, also
+// for a file name sha256sum must escape.
+func TestRealSHA256Sum(t *testing.T) {
+	needTool(t, "sha256sum")
+	root := t.TempDir()
+	a := &Agent{Root: Root{Dir: root}, Runner: ExecRunner{}}
+	for _, name := range []string{"/plan.json", "/-dash", "/back\\slash", "/new\nline"} {
+		data := []byte("content of " + name)
+		os.WriteFile(filepath.Join(root, name), data, 0o600)
+		sum := sha256.Sum256(data)
+		got, err := a.fileSHA256(name)
+		if err != nil || got != hex.EncodeToString(sum[:]) {
+			t.Errorf("%q: %s %v, want %x", name, got, err, sum)
+		}
+	}
+	if _, err := a.fileSHA256("/missing"); err == nil {
+		t.Error("missing file hashed")
 	}
 }
 

@@ -5,11 +5,12 @@ import (
 	"strings"
 
 	"hardbake.dev/hardbake/agent/internal/jsonv"
+	"hardbake.dev/hardbake/plan"
 )
 
 // EncodeReport renders r as indented JSON with the field names of
-// Report's json tags (a test holds the two together).
-func EncodeReport(r *Report) []byte {
+// plan.Report's json tags (a test holds the two together).
+func EncodeReport(r *plan.Report) []byte {
 	var w jsonv.Writer
 	w.Open('{')
 	w.Key("plan_version")
@@ -91,7 +92,7 @@ func EncodeReport(r *Report) []byte {
 	return w.Bytes()
 }
 
-func writeSteps(w *jsonv.Writer, steps []Step) {
+func writeSteps(w *jsonv.Writer, steps []plan.Step) {
 	if steps == nil {
 		w.Null()
 		return
@@ -134,7 +135,7 @@ func writeMap(w *jsonv.Writer, m map[string]string) {
 	w.Close('}')
 }
 
-func writePorts(w *jsonv.Writer, ports []Port) {
+func writePorts(w *jsonv.Writer, ports []plan.Port) {
 	if ports == nil {
 		w.Null()
 		return
@@ -152,12 +153,12 @@ func writePorts(w *jsonv.Writer, ports []Port) {
 }
 
 // Summary is the one line for the console and the boot log.
-func Summary(r *Report) string {
-	if r.Result == ResultFailed {
+func Summary(r *plan.Report) string {
+	if r.Result == plan.ResultFailed {
 		for _, s := range r.Steps {
-			if s.Status == StatusFailed || s.Status == StatusRolledBack {
+			if s.Status == plan.StatusFailed || s.Status == plan.StatusRolledBack {
 				how := "failed"
-				if s.Status == StatusRolledBack {
+				if s.Status == plan.StatusRolledBack {
 					how = "rolled back"
 				}
 				return "hardbake: FAILED step=" + s.Name + " (" + how + "): " + s.Error
@@ -167,7 +168,7 @@ func Summary(r *Report) string {
 	}
 	var b strings.Builder
 	switch r.Result {
-	case ResultPending:
+	case plan.ResultPending:
 		b.WriteString("hardbake: early stage done")
 	default:
 		b.WriteString("hardbake: " + r.Result)
@@ -179,7 +180,7 @@ func Summary(r *Report) string {
 	}
 	b.WriteString(" firewall=" + fw)
 	for _, s := range r.Steps {
-		if s.Status == StatusWaiting && s.Stage == r.Stage {
+		if s.Status == plan.StatusWaiting && s.Stage == r.Stage {
 			b.WriteString(" waiting=" + s.Name)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"hardbake.dev/hardbake/plan"
 )
 
 // Root is the machine's filesystem seen from a root directory ("/" on the
@@ -16,7 +18,7 @@ import (
 type Root struct{ Dir string }
 
 // backupDir holds the previous content of every file the agent replaced.
-const backupDir = StateDir + "/backup"
+const backupDir = plan.StateDir + "/backup"
 
 // absentSuffix marks a backup of a file that did not exist before.
 const absentSuffix = ".absent"
@@ -49,7 +51,7 @@ func (r Root) WriteAtomic(p string, data []byte, mode uint32, owner string) erro
 func (r Root) Remove(p string) error { return sysRemove(r.Path(p)) }
 
 // Same reports whether f is already on disk with the same content and mode.
-func (r Root) Same(f File) bool {
+func (r Root) Same(f plan.File) bool {
 	full := r.Path(f.Path)
 	mode, _, err := sysStat(full)
 	if err != nil || mode&0o777 != fileMode(f)&0o777 {
@@ -60,7 +62,7 @@ func (r Root) Same(f File) bool {
 }
 
 // fileMode is the plan's mode, 0644 when the plan leaves it out.
-func fileMode(f File) uint32 {
+func fileMode(f plan.File) uint32 {
 	if m := f.Mode & 0o7777; m != 0 {
 		return m
 	}
@@ -70,7 +72,7 @@ func fileMode(f File) uint32 {
 // Install writes f unless it is already in place, keeping the previous
 // content (or the fact there was none) under backupDir first. It reports
 // whether anything changed.
-func (r Root) Install(f File) (bool, error) {
+func (r Root) Install(f plan.File) (bool, error) {
 	if f.Path == "" {
 		return false, errors.New("plan file has no path")
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"hardbake.dev/hardbake/agent/internal/jsonv"
+	"hardbake.dev/hardbake/plan"
 )
 
 // ParseNftJSON reads `nft -j list ruleset`: the policy of the input hook
@@ -38,7 +39,7 @@ func ParseNftJSON(data []byte) (ruleset, error) {
 		}
 	}
 	var rs ruleset
-	v4, v6 := map[Port]bool{}, map[Port]bool{}
+	v4, v6 := map[plan.Port]bool{}, map[plan.Port]bool{}
 	for _, c := range bases {
 		fam := str(c["family"])
 		policy := str(c["policy"])
@@ -82,7 +83,7 @@ func ParseNftJSON(data []byte) (ruleset, error) {
 // nftRule returns the ports an accept rule opens to everyone, the family
 // it is limited to ("ipv4"/"ipv6" via meta nfproto), or the chain an
 // unconditional jump leads to.
-func nftRule(expr []any) (ports []Port, nfproto, jump string) {
+func nftRule(expr []any) (ports []plan.Port, nfproto, jump string) {
 	var proto string
 	var nums []int
 	accept, conditional := false, false
@@ -131,7 +132,7 @@ func nftRule(expr []any) (ports []Port, nfproto, jump string) {
 		return nil, nfproto, jump
 	}
 	for _, n := range nums {
-		ports = append(ports, Port{Port: n, Proto: proto})
+		ports = append(ports, plan.Port{Port: n, Proto: proto})
 	}
 	return ports, nfproto, jump
 }
@@ -178,12 +179,12 @@ func str(v any) string {
 	return s
 }
 
-func sortedPorts(m map[Port]bool) []Port {
-	out := []Port{}
+func sortedPorts(m map[plan.Port]bool) []plan.Port {
+	out := []plan.Port{}
 	for p := range m {
 		out = append(out, p)
 	}
-	slices.SortFunc(out, func(a, b Port) int {
+	slices.SortFunc(out, func(a, b plan.Port) int {
 		if a.Port != b.Port {
 			return a.Port - b.Port
 		}
@@ -195,7 +196,7 @@ func sortedPorts(m map[Port]bool) []Port {
 // ParseIptablesS reads `iptables -S`: the INPUT policy (lower case) and the
 // ports accepted unconditionally in INPUT and in chains it jumps to
 // without conditions.
-func ParseIptablesS(out string) (string, []Port) {
+func ParseIptablesS(out string) (string, []plan.Port) {
 	policy := ""
 	chains := map[string][][]string{}
 	for _, line := range strings.Split(out, "\n") {
@@ -207,7 +208,7 @@ func ParseIptablesS(out string) (string, []Port) {
 			chains[f[1]] = append(chains[f[1]], f[2:])
 		}
 	}
-	ports := map[Port]bool{}
+	ports := map[plan.Port]bool{}
 	seen := map[string]bool{}
 	var walk func(chain string)
 	walk = func(chain string) {
@@ -223,7 +224,7 @@ func ParseIptablesS(out string) (string, []Port) {
 	return policy, sortedPorts(ports)
 }
 
-func iptRule(f []string, ports map[Port]bool, walk func(string)) {
+func iptRule(f []string, ports map[plan.Port]bool, walk func(string)) {
 	var proto, target string
 	var nums []int
 	for i := 0; i < len(f); i++ {
@@ -252,7 +253,7 @@ func iptRule(f []string, ports map[Port]bool, walk func(string)) {
 	switch {
 	case target == "ACCEPT" && proto != "" && nums != nil:
 		for _, n := range nums {
-			ports[Port{Port: n, Proto: proto}] = true
+			ports[plan.Port{Port: n, Proto: proto}] = true
 		}
 	case target != "" && target != "ACCEPT" && target != "DROP" && target != "REJECT" && nums == nil && proto == "":
 		walk(target)

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"hardbake.dev/hardbake/plan"
 )
 
 // sshFiles are the plan files that configure sshd under the given activation.
-func (r *run) sshFiles(mode string) ([]File, error) {
-	files := []File{r.plan.SSH.DropIn}
+func (r *run) sshFiles(mode string) ([]plan.File, error) {
+	files := []plan.File{r.plan.SSH.DropIn}
 	if mode == actSocket {
 		if r.plan.SSH.SocketDropIn.Path == "" {
 			return nil, errors.New("ssh.socket uses ListenStream= but the plan has no socket_drop_in")
@@ -25,37 +27,37 @@ func (r *run) applySSH() (string, error) {
 	r.rep.SSH.Activation = mode
 	files, err := r.sshFiles(mode)
 	if err != nil {
-		return StatusFailed, err
+		return plan.StatusFailed, err
 	}
 	hk, cleanup, err := r.sshdArgs()
 	defer cleanup()
 	if err != nil {
-		return StatusFailed, err
+		return plan.StatusFailed, err
 	}
 	before, err := r.effectiveSSH()
 	if err != nil {
-		return StatusFailed, fmt.Errorf("current sshd config is invalid, not touching it: %w", err)
+		return plan.StatusFailed, fmt.Errorf("current sshd config is invalid, not touching it: %w", err)
 	}
 	if allSame(r.Root, files) {
 		if err := checkExpect(before, r.plan.SSH.Expect); err != nil {
-			return StatusFailed, err
+			return plan.StatusFailed, err
 		}
-		return StatusUnchanged, nil
+		return plan.StatusUnchanged, nil
 	}
 	oldPort := firstPort(before)
 	if !r.Root.Same(files[0]) {
 		if err := r.prevalidate(files[0], hk); err != nil {
-			return StatusFailed, err
+			return plan.StatusFailed, err
 		}
 	}
 	var changed []string
 	undo := func(cause error) (string, error) {
 		for _, p := range changed {
 			if err := r.Root.Restore(p); err != nil {
-				return StatusFailed, errOr(cause, "rollback: "+err.Error())
+				return plan.StatusFailed, errOr(cause, "rollback: "+err.Error())
 			}
 		}
-		return StatusRolledBack, cause
+		return plan.StatusRolledBack, cause
 	}
 	for _, f := range files {
 		c, err := r.Root.Install(f)
@@ -84,10 +86,10 @@ func (r *run) applySSH() (string, error) {
 	if err != nil {
 		return r.rollbackSSH(mode, changed, oldPort, err)
 	}
-	return StatusApplied, nil
+	return plan.StatusApplied, nil
 }
 
-func allSame(root Root, files []File) bool {
+func allSame(root Root, files []plan.File) bool {
 	for _, f := range files {
 		if !root.Same(f) {
 			return false
@@ -101,7 +103,7 @@ func allSame(root Root, files []File) bool {
 func (r *run) rollbackSSH(mode string, changed []string, oldPort int, cause error) (string, error) {
 	for _, p := range changed {
 		if err := r.Root.Restore(p); err != nil {
-			return StatusFailed, errOr(cause, "rollback: "+err.Error())
+			return plan.StatusFailed, errOr(cause, "rollback: "+err.Error())
 		}
 	}
 	r.rep.SSH.Banner = ""
@@ -111,9 +113,9 @@ func (r *run) rollbackSSH(mode string, changed []string, oldPort int, cause erro
 	}
 	r.firewallFollowSSH(oldPort)
 	if err != nil {
-		return StatusFailed, errOr(cause, "rollback failed: "+err.Error())
+		return plan.StatusFailed, errOr(cause, "rollback failed: "+err.Error())
 	}
-	return StatusRolledBack, errOr(cause, "rolled back to port "+strconv.Itoa(oldPort))
+	return plan.StatusRolledBack, errOr(cause, "rolled back to port "+strconv.Itoa(oldPort))
 }
 
 // verifySSH is the late stage's proof: sshd answers on the new port and
@@ -126,7 +128,7 @@ func (r *run) verifySSH() (string, error) {
 	if err != nil {
 		files, ferr := r.sshFiles(mode)
 		if ferr != nil {
-			return StatusFailed, errOr(err, ferr.Error())
+			return plan.StatusFailed, errOr(err, ferr.Error())
 		}
 		var ours []string
 		for _, f := range files {
@@ -139,14 +141,14 @@ func (r *run) verifySSH() (string, error) {
 			oldPort = 22
 		}
 		if len(ours) == 0 {
-			return StatusFailed, err
+			return plan.StatusFailed, err
 		}
 		return r.rollbackSSH(mode, ours, oldPort, err)
 	}
 	r.rep.SSH.Banner = banner
 	if port != 22 && r.port22Answers() {
 		r.rep.SSH.Port22Open = true
-		return StatusFailed, fmt.Errorf("sshd answers on port %d, but port 22 still answers too", port)
+		return plan.StatusFailed, fmt.Errorf("sshd answers on port %d, but port 22 still answers too", port)
 	}
 	return r.ok(), nil
 }
@@ -155,10 +157,10 @@ func (r *run) verifySSH() (string, error) {
 func (r *run) checkSSH() (string, error) {
 	eff, err := r.effectiveSSH()
 	if err != nil {
-		return StatusFailed, err
+		return plan.StatusFailed, err
 	}
 	if err := checkExpect(eff, r.plan.SSH.Expect); err != nil {
-		return StatusFailed, err
+		return plan.StatusFailed, err
 	}
 	return r.verifySSHReadOnly()
 }
@@ -167,12 +169,12 @@ func (r *run) verifySSHReadOnly() (string, error) {
 	port := r.plan.SSH.Port
 	banner, err := r.waitBanner(port)
 	if err != nil {
-		return StatusFailed, err
+		return plan.StatusFailed, err
 	}
 	r.rep.SSH.Banner = banner
 	if port != 22 && r.port22Answers() {
 		r.rep.SSH.Port22Open = true
-		return StatusFailed, fmt.Errorf("port 22 still answers SSH")
+		return plan.StatusFailed, fmt.Errorf("port 22 still answers SSH")
 	}
-	return StatusUnchanged, nil
+	return plan.StatusUnchanged, nil
 }

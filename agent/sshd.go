@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"hardbake.dev/hardbake/plan"
 )
 
 // workDir holds throwaway files (temp host key, configs under validation).
@@ -102,7 +104,7 @@ func firstPort(eff map[string][]string) int {
 // temp main config includes it first, then the real sshd_config (so the
 // drop-in wins, as it will by its name). With socket activation every new
 // connection reads the files, so a bad drop-in must never land there.
-func (r *run) prevalidate(f File, extra []string) error {
+func (r *run) prevalidate(f plan.File, extra []string) error {
 	if err := sysMkdirAll(r.Root.Path(workDir), 0o700); err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"hardbake.dev/hardbake/plan"
 )
 
 // early runs everything that can be done before sshd starts and before
@@ -76,32 +78,32 @@ func (r *run) check() {
 // time a plan is proven, "unchanged" on re-runs and in check.
 func (r *run) ok() string {
 	if r.stage == StageCheck || r.st.Late.Digest == r.digest {
-		return StatusUnchanged
+		return plan.StatusUnchanged
 	}
-	return StatusApplied
+	return plan.StatusApplied
 }
 
 // installAll writes files that take effect later (their service is not
 // installed or reads them on start).
-func (r *run) installAll(files ...File) (string, error) {
+func (r *run) installAll(files ...plan.File) (string, error) {
 	changed := false
 	for _, f := range files {
 		c, err := r.Root.Install(f)
 		if err != nil {
-			return StatusFailed, err
+			return plan.StatusFailed, err
 		}
 		changed = changed || c
 	}
 	if changed {
-		return StatusApplied, nil
+		return plan.StatusApplied, nil
 	}
-	return StatusUnchanged, nil
+	return plan.StatusUnchanged, nil
 }
 
 // planFiles lists every file of the plan that applies on this machine.
-func (r *run) planFiles() []File {
+func (r *run) planFiles() []plan.File {
 	p := r.plan
-	files := []File{p.SSH.DropIn}
+	files := []plan.File{p.SSH.DropIn}
 	if r.rep.SSH.Activation == actSocket {
 		files = append(files, p.SSH.SocketDropIn)
 	}
@@ -135,9 +137,9 @@ func (r *run) checkFiles() (string, error) {
 		}
 	}
 	if drift != nil {
-		return StatusFailed, fmt.Errorf("differs from the plan: %s", strings.Join(drift, ", "))
+		return plan.StatusFailed, fmt.Errorf("differs from the plan: %s", strings.Join(drift, ", "))
 	}
-	return StatusUnchanged, nil
+	return plan.StatusUnchanged, nil
 }
 
 // readBack fills the report's effective values, whatever the steps did.

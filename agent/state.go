@@ -6,16 +6,17 @@ import (
 	"syscall"
 
 	"hardbake.dev/hardbake/agent/internal/jsonv"
+	"hardbake.dev/hardbake/plan"
 )
 
-const statePath = StateDir + "/state.json"
+const statePath = plan.StateDir + "/state.json"
 
 // stageState is what one stage left behind for the next run.
 type stageState struct {
 	Digest    string
 	Completed bool // the stage ran to its end (whatever the result)
 	Result    string
-	Steps     []Step
+	Steps     []plan.Step
 }
 
 // state persists between runs and boots: which plan each stage applied and
@@ -57,7 +58,7 @@ func (d *decoder) stage(s *stageState) func(string, any) {
 			"completed": d.boolean(&s.Completed),
 			"result":    d.str(&s.Result),
 			"steps": func(path string, v any) {
-				d.array(path, v, func(n int) { s.Steps = make([]Step, n) }, func(i int, path string, v any) {
+				d.array(path, v, func(n int) { s.Steps = make([]plan.Step, n) }, func(i int, path string, v any) {
 					st := &s.Steps[i]
 					d.object(path, v, map[string]func(string, any){
 						"name": d.str(&st.Name), "stage": d.str(&st.Stage), "status": d.str(&st.Status),

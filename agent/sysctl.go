@@ -4,17 +4,19 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"hardbake.dev/hardbake/plan"
 )
 
 func (r *run) applySysctl() (string, error) {
 	s := r.plan.Sysctl
 	changed, err := r.Root.Install(s.File)
 	if err != nil {
-		return StatusFailed, err
+		return plan.StatusFailed, err
 	}
 	if !changed {
 		if err := r.sysctlExpect(); err == nil {
-			return StatusUnchanged, nil
+			return plan.StatusUnchanged, nil
 		}
 	}
 	err = r.sysctlLoad(s.File.Path)
@@ -22,20 +24,20 @@ func (r *run) applySysctl() (string, error) {
 		err = r.sysctlExpect()
 	}
 	if err == nil {
-		return StatusApplied, nil
+		return plan.StatusApplied, nil
 	}
 	if !changed {
-		return StatusFailed, err
+		return plan.StatusFailed, err
 	}
 	if rerr := r.Root.Restore(s.File.Path); rerr != nil {
-		return StatusFailed, errOr(err, "rollback: "+rerr.Error())
+		return plan.StatusFailed, errOr(err, "rollback: "+rerr.Error())
 	}
 	if r.Root.Exists(s.File.Path) {
 		if rerr := r.sysctlLoad(s.File.Path); rerr != nil {
-			return StatusFailed, errOr(err, "rollback: "+rerr.Error())
+			return plan.StatusFailed, errOr(err, "rollback: "+rerr.Error())
 		}
 	}
-	return StatusRolledBack, err
+	return plan.StatusRolledBack, err
 }
 
 func (r *run) sysctlLoad(p string) error {
@@ -65,7 +67,7 @@ func (r *run) sysctlExpect() error {
 
 func (r *run) checkSysctl() (string, error) {
 	if err := r.sysctlExpect(); err != nil {
-		return StatusFailed, err
+		return plan.StatusFailed, err
 	}
-	return StatusUnchanged, nil
+	return plan.StatusUnchanged, nil
 }

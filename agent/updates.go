@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"hardbake.dev/hardbake/plan"
 )
 
 // checkUpdates proves unattended-upgrades will run: package installed, apt
@@ -14,12 +16,12 @@ func (r *run) checkUpdates() (string, error) {
 	rep.Installed = err == nil && status == "install ok installed"
 	if !rep.Installed {
 		rep.State = "missing"
-		return StatusWaiting, errors.New("unattended-upgrades is not installed")
+		return plan.StatusWaiting, errors.New("unattended-upgrades is not installed")
 	}
 	dump, err := runString(r.Runner, "apt-config", "dump")
 	if err != nil {
 		rep.State = "failed"
-		return StatusFailed, fmt.Errorf("apt-config dump: %w", err)
+		return plan.StatusFailed, fmt.Errorf("apt-config dump: %w", err)
 	}
 	rep.Periodic = AptConfigValue(dump, "APT::Periodic::Unattended-Upgrade")
 	rep.TimerEnabled = r.unitState("is-enabled", "apt-daily-upgrade.timer") == "enabled"
@@ -32,7 +34,7 @@ func (r *run) checkUpdates() (string, error) {
 	}
 	if err := errors.Join(errs...); err != nil {
 		rep.State = "failed"
-		return StatusFailed, err
+		return plan.StatusFailed, err
 	}
 	rep.State = "ok"
 	return r.ok(), nil

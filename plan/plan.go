@@ -1,21 +1,16 @@
 // Package plan is the one contract between the generator (render) and the
-// first-boot agent (cmd/hardbake-firstboot). It holds types only, plus the
-// canonical encoding and digest, and imports nothing beyond the standard
-// library's encoding/json and crypto/sha256 so the agent stays tiny.
+// first-boot agent (cmd/hardbake-firstboot). It holds types and constants
+// only and imports nothing, so the agent links it at no cost. The canonical
+// JSON encoding, digest and strict decoder live on the generator side
+// (render.EncodePlan, render.PlanDigest, render.DecodePlan); the agent has
+// its own small decoder (encoding/json and crypto/sha256 would cost it
+// hundreds of KiB, see docs/bench/agent.md).
 //
 // The generator decides *what* the machine must look like (file contents,
 // expected effective values); the agent decides *how* on the machine it runs
 // on (socket vs service activation, nft vs iptables), validates, switches,
 // verifies and rolls back.
 package plan
-
-import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
-)
 
 // Version is the plan format version. The agent refuses plans of another version.
 const Version = 1
@@ -125,46 +120,4 @@ type Sysctl struct {
 	File File `json:"file"`
 	// Expect maps sysctl keys to the values `sysctl -n` must print.
 	Expect map[string]string `json:"expect"`
-}
-
-// Encode returns the canonical encoding of p: compact JSON, keys in struct
-// order (maps sorted by encoding/json), one trailing newline. The digest is
-// taken over exactly these bytes.
-func Encode(p *Plan) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(p); err != nil {
-		return nil, fmt.Errorf("encode plan: %w", err)
-	}
-	return buf.Bytes(), nil
-}
-
-// Digest is the lowercase hex sha256 of data.
-func Digest(data []byte) string {
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:])
-}
-
-// Decode parses a plan, rejecting unknown fields and other versions.
-// If wantDigest is not empty the data must hash to it.
-func Decode(data []byte, wantDigest string) (*Plan, error) {
-	if wantDigest != "" {
-		if got := Digest(data); got != wantDigest {
-			return nil, fmt.Errorf("plan digest mismatch: got sha256 %s, want %s", got, wantDigest)
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var p Plan
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("decode plan: %w", err)
-	}
-	if p.Version != Version {
-		return nil, fmt.Errorf("plan version %d is not supported (want %d)", p.Version, Version)
-	}
-	if p.SSH.Port < 1 || p.SSH.Port > 65535 {
-		return nil, fmt.Errorf("plan: ssh.port %d out of range", p.SSH.Port)
-	}
-	return &p, nil
 }

@@ -4,10 +4,9 @@ package plan
 // for `check`. It is the agent's only output that other parts read (the CLI,
 // the order service, the e2e tests), so it lives beside the plan.
 //
-// The agent encodes it without encoding/json and without importing this
-// package (both would cost hundreds of KiB in its static binary, see
-// docs/bench/agent.md): it mirrors these types, and agent tests check the
-// mirror field by field and decode its output strictly into Report.
+// The agent fills this type and encodes it without encoding/json (which
+// would cost hundreds of KiB in its static binary, see docs/bench/agent.md);
+// agent tests decode its output strictly into Report with encoding/json.
 type Report struct {
 	PlanVersion  int    `json:"plan_version"`
 	PlanDigest   string `json:"plan_digest"`

@@ -101,11 +101,11 @@ func Compile(p *config.Profile, m *config.Machine, a Agent, opts Options) (*Resu
 	if err != nil {
 		return nil, err
 	}
-	planJSON, err := plan.Encode(pl)
+	planJSON, err := EncodePlan(pl)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Plan: pl, PlanJSON: planJSON, PlanDigest: plan.Digest(planJSON), SSHPort: pl.SSH.Port}
+	res := &Result{Plan: pl, PlanJSON: planJSON, PlanDigest: PlanDigest(planJSON), SSHPort: pl.SSH.Port}
 	if res.UserData, err = userData(p, m, a, planJSON, res.PlanDigest); err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"hardbake.dev/hardbake/agent"
+	"hardbake.dev/hardbake/plan"
 )
 
 // version is set at build time with -X main.version=….
@@ -42,7 +43,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if cmd != "apply" && cmd != "check" {
 		return usage(stderr)
 	}
-	planPath, root, stage, digest := agent.PlanPath, "/", "", ""
+	planPath, root, stage, digest := plan.PlanPath, "/", "", ""
 	vals := map[string]*string{"plan": &planPath, "root": &root}
 	if cmd == "apply" {
 		vals["stage"], vals["plan-sha256"] = &stage, &digest
