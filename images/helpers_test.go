@@ -11,23 +11,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"hardbake.dev/hardbake/internal/testtool"
 )
 
-// requireTool returns the path of an external tool. A missing tool skips
-// the test, unless HARDBAKE_REQUIRE_TOOLS=1 (set in CI), where a missing
-// tool must fail the run instead of silently weakening it.
-func requireTool(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	if os.Getenv("HARDBAKE_REQUIRE_TOOLS") == "1" {
-		t.Fatalf("required tool %s not found: %v", name, err)
-	}
-	t.Skipf("tool %s not found (set HARDBAKE_REQUIRE_TOOLS=1 to make this fatal): %v", name, err)
-	return ""
-}
+// requireTool is testtool.Require: skip without the tool, fail in CI.
+func requireTool(t testing.TB, name string) string { return testtool.Require(t, name) }
 
 // run executes a tool and returns its combined output, failing the test
 // on a non-zero exit.

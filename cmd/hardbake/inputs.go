@@ -30,6 +30,7 @@ type inputFlags struct {
 	arch        string
 	agentBinary string
 	agentSHA256 string
+	netcfg      bool
 }
 
 func (f *inputFlags) register(fs *pflag.FlagSet) {
@@ -46,6 +47,23 @@ func (f *inputFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.arch, "arch", "amd64", "target architecture: amd64 or arm64")
 	fs.StringVar(&f.agentBinary, "agent-binary", "", "agent binary `PATH` (default: hardbake-firstboot-linux-ARCH beside hardbake)")
 	fs.StringVar(&f.agentSHA256, "agent-sha256", "", "sha256 of the agent at --agent url=URL when no binary is at hand")
+	fs.BoolVar(&f.netcfg, "network-config", false, "also write network-config (DHCP on every Ethernet interface)")
+}
+
+// compile loads the inputs and renders them, printing render's warnings.
+func (f *inputFlags) compile(e *env, fs *pflag.FlagSet) (*inputs, *render.Result, error) {
+	in, err := f.load(fs)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := render.Compile(in.profile, in.machine, in.agent, render.Options{NetworkConfig: f.netcfg})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintln(e.stderr, "hardbake: warning:", w)
+	}
+	return in, res, nil
 }
 
 // inputs is what render and iso work from.

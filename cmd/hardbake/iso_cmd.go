@@ -14,7 +14,6 @@ func runISO(e *env, args []string) error {
 	in.register(fs)
 	out := fs.StringP("output", "o", "", "output `FILE` (a directory with --format dir)")
 	formatFlag := fs.String("format", "iso", "seed format: iso (ISO9660, label cidata), vfat or dir")
-	netcfg := fs.Bool("network-config", false, "also put network-config on the seed")
 	maxUserData := fs.Int("max-user-data", 0, "refuse a user-data larger than `BYTES` (0: no limit)")
 	if err := parse(e, fs, args); err != nil {
 		return err
@@ -26,15 +25,10 @@ func runISO(e *env, args []string) error {
 	if err != nil {
 		return usagef("--format: %v", err)
 	}
-	inp, err := in.load(fs)
+	inp, res, err := in.compile(e, fs)
 	if err != nil {
 		return err
 	}
-	res, err := render.Compile(inp.profile, inp.machine, inp.agent, render.Options{NetworkConfig: *netcfg})
-	if err != nil {
-		return err
-	}
-	warn(e, res)
 	if *maxUserData > 0 && len(res.UserData) > *maxUserData {
 		return usagef("--max-user-data: user-data is %d bytes, over the limit of %d", len(res.UserData), *maxUserData)
 	}

@@ -11,22 +11,16 @@ func runRender(e *env, args []string) error {
 	var in inputFlags
 	in.register(fs)
 	out := fs.StringP("output", "o", "", "output `DIR` (user-data, meta-data), or - for user-data on stdout")
-	netcfg := fs.Bool("network-config", false, "also write network-config (DHCP on every Ethernet interface)")
 	if err := parse(e, fs, args); err != nil {
 		return err
 	}
 	if *out == "" {
 		return usagef("render: -o DIR or -o - is required")
 	}
-	inp, err := in.load(fs)
+	inp, res, err := in.compile(e, fs)
 	if err != nil {
 		return err
 	}
-	res, err := render.Compile(inp.profile, inp.machine, inp.agent, render.Options{NetworkConfig: *netcfg})
-	if err != nil {
-		return err
-	}
-	warn(e, res)
 	if *out == "-" {
 		_, err := e.stdout.Write(res.UserData)
 		return err
@@ -45,10 +39,4 @@ func renderFiles(res *render.Result) []outFile {
 		files = append(files, outFile{"network-config", res.NetworkConfig})
 	}
 	return files
-}
-
-func warn(e *env, res *render.Result) {
-	for _, w := range res.Warnings {
-		fmt.Fprintln(e.stderr, "hardbake: warning:", w)
-	}
 }
