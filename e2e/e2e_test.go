@@ -357,16 +357,36 @@ for p in (%d, %d, %d, %d):
     threading.Thread(target=s.serve_forever).start()
 `
 
+// probePy waits (one interpreter start, TCG is slow) until every port
+// answers HTTP on 127.0.0.1 inside the guest.
+const probePy = `import sys, time, urllib.request
+last = None
+for i in range(150):
+    try:
+        for p in sys.argv[1:]:
+            urllib.request.urlopen("http://127.0.0.1:%s/" % p, timeout=5).read()
+        sys.exit(0)
+    except Exception as e:
+        last = e
+        time.sleep(1)
+print("probe:", last)
+sys.exit(1)
+`
+
 // firewallChecks starts listeners on the declared and undeclared ports
 // inside and probes them from outside.
 func (g *guest) firewallChecks(suffix string) {
 	script := fmt.Sprintf(listenerPy, portHTTP, portOrder, portRestrict, portForbidden)
 	cmd := "cat >/tmp/e2e-listen.py <<'EOF'\n" + script + "EOF\n" +
+		"cat >/tmp/e2e-probe.py <<'EOF'\n" + probePy + "EOF\n" +
 		"pkill -f '^python3 /tmp/e2e-[l]isten'; setsid nohup python3 /tmp/e2e-listen.py >/tmp/e2e-listen.log 2>&1 </dev/null &\n" +
-		"for i in $(seq 60); do python3 -c 'import urllib.request,sys; [urllib.request.urlopen(\"http://127.0.0.1:%d/\" % p, timeout=3) for p in sys.argv[1:]]' " +
-		fmt.Sprintf("%d %d %d %d", portHTTP, portOrder, portRestrict, portForbidden) + " 2>/tmp/e2e-probe.log && exit 0; sleep 1; done\n" +
-		"tail -3 /tmp/e2e-listen.log /tmp/e2e-probe.log; ss -ltn; exit 1"
-	out, err := g.run(cmd)
+		fmt.Sprintf("python3 /tmp/e2e-probe.py %d %d %d %d && exit 0\n", portHTTP, portOrder, portRestrict, portForbidden) +
+		"tail -3 /tmp/e2e-listen.log; ss -ltn; exit 1"
+	if g.client == nil {
+		g.res.check("listeners up inside"+suffix, fmt.Errorf("not logged in"))
+		return
+	}
+	out, _, err := sshRun(g.client, cmd, 5*time.Minute)
 	if err != nil {
 		err = fmt.Errorf("%w: %s", err, lastLines(out, 12))
 	}
