@@ -214,6 +214,30 @@ func TestSSHRollback(t *testing.T) {
 		if !strings.Contains(out, "Bogus") {
 			t.Errorf("summary %q", out)
 		}
+		// sshd stays on 22: the firewall loaded before SSH must not block it.
+		if stepStatus(r, StageEarly, "firewall") != plan.StatusRolledBack || m.nftRules != "" {
+			t.Errorf("firewall still blocks the port sshd stays on: %+v, ruleset %q", r.Steps, m.nftRules)
+		}
+	})
+	t.Run("new port taken at first boot: late stage starts sshd on 22", func(t *testing.T) {
+		m := newFake(t)
+		m.install(testPlan())
+		if code, r, _ := m.apply(StageEarly, false); code != ExitOK {
+			t.Fatalf("early %+v", r.Steps)
+		}
+		// ssh.service failed to bind the new port and is down.
+		m.sshdBroken, m.fixOnRollback = true, true
+		m.tools["fail2ban-client"], m.uuPkg, m.f2bUp = true, true, true
+		code, r, out := m.apply(StageLate, false)
+		if code != ExitFailed || stepStatus(r, StageLate, "ssh-verify") != plan.StatusRolledBack {
+			t.Fatalf("exit %d\n%s\n%+v", code, out, r.Steps)
+		}
+		if !m.listen[22] || !m.active["ssh.service"] {
+			t.Errorf("sshd not brought back on 22: listen %v active %v", m.listen, m.active)
+		}
+		if m.nftRules != "" {
+			t.Errorf("ruleset blocking 22 still loaded")
+		}
 	})
 	t.Run("restart fails", func(t *testing.T) {
 		m := newFake(t)

@@ -155,16 +155,34 @@ func writePorts(w *jsonv.Writer, ports []plan.Port) {
 // Summary is the one line for the console and the boot log.
 func Summary(r *plan.Report) string {
 	if r.Result == plan.ResultFailed {
-		for _, s := range r.Steps {
-			if s.Status == plan.StatusFailed || s.Status == plan.StatusRolledBack {
-				how := "failed"
-				if s.Status == plan.StatusRolledBack {
-					how = "rolled back"
-				}
-				return "hardbake: FAILED step=" + s.Name + " (" + how + "): " + s.Error
+		// Name the cause. A step that failed outright comes first; among
+		// rolled-back steps the firewall comes last, because it is rolled
+		// back when SSH falls back to a port its ruleset would block.
+		rank := func(s plan.Step) int {
+			switch {
+			case s.Status == plan.StatusFailed:
+				return 0
+			case s.Status == plan.StatusRolledBack && s.Name != "firewall":
+				return 1
+			case s.Status == plan.StatusRolledBack:
+				return 2
+			}
+			return 3
+		}
+		var cause *plan.Step
+		for i := range r.Steps {
+			if rank(r.Steps[i]) < 3 && (cause == nil || rank(r.Steps[i]) < rank(*cause)) {
+				cause = &r.Steps[i]
 			}
 		}
-		return "hardbake: FAILED"
+		if cause == nil {
+			return "hardbake: FAILED"
+		}
+		how := "failed"
+		if cause.Status == plan.StatusRolledBack {
+			how = "rolled back"
+		}
+		return "hardbake: FAILED step=" + cause.Name + " (" + how + "): " + cause.Error
 	}
 	var b strings.Builder
 	switch r.Result {

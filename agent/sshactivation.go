@@ -46,9 +46,15 @@ func (r *run) restartSSH(mode string) (bool, error) {
 		return err
 	}
 	if mode == actService {
-		if r.unitState("is-active", "ssh.service") != "active" {
+		// At the early stage sshd has not started yet, and starting it from
+		// inside cloud-init.service (ordered Before=ssh.service) would
+		// deadlock: it starts with the new files by itself. Later stages
+		// (re)start it even when it is down, e.g. after it failed to bind
+		// the new port, so a rollback really brings SSH back.
+		if r.stage == StageEarly && r.unitState("is-active", "ssh.service") != "active" {
 			return false, nil
 		}
+		_ = systemctl("reset-failed", "ssh.service") // clear a start limit hit by the failed start
 		if err := systemctl("restart", "ssh.service"); err != nil {
 			return true, fmt.Errorf("restart ssh.service: %w", err)
 		}

@@ -16,7 +16,9 @@ func (r *run) early() {
 	if p.Firewall != nil {
 		r.step(StageEarly, "firewall", func() (string, error) { return r.applyFirewall(false) })
 	}
-	r.step(StageEarly, "ssh", r.applySSH)
+	if !r.sshOK(r.step(StageEarly, "ssh", r.applySSH)) {
+		r.keepSSHReachable()
+	}
 	if p.Accounts.LockRootPassword {
 		r.step(StageEarly, "root-password", r.lockRoot)
 	}
@@ -37,7 +39,9 @@ func (r *run) late() {
 	if p.Firewall != nil {
 		r.step(StageLate, "firewall", func() (string, error) { return r.applyFirewall(true) })
 	}
-	r.step(StageLate, "ssh-verify", r.verifySSH)
+	if !r.sshOK(r.step(StageLate, "ssh-verify", r.verifySSH)) {
+		r.keepSSHReachable()
+	}
 	if p.Accounts.Admin != "" {
 		r.step(StageLate, "admin-user", r.checkAdmin)
 	}
@@ -47,6 +51,21 @@ func (r *run) late() {
 	if p.Updates != nil && p.Updates.Unattended {
 		r.step(StageLate, "unattended-upgrades", r.checkUpdates)
 	}
+}
+
+func (r *run) sshOK(status string) bool {
+	return status == plan.StatusApplied || status == plan.StatusUnchanged
+}
+
+// keepSSHReachable runs when SSH did not end up on the planned port: the
+// firewall, loaded first so the new port is open before sshd moves, must
+// not then block the port sshd still listens on. It follows SSH back.
+func (r *run) keepSSHReachable() {
+	port := 22
+	if eff, err := r.effectiveSSH(); err == nil {
+		port = firstPort(eff)
+	}
+	r.firewallFollowSSH(port)
 }
 
 // check re-proves everything without changing anything (drift check).
