@@ -3,6 +3,7 @@ package render_test
 import (
 	"bytes"
 	"flag"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -127,5 +128,31 @@ func BenchmarkCompile(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// With the agent fetched by URL, the user-data of every built-in profile
+// must fit the smallest common provider limit (AWS EC2, 16 KB).
+func TestURLModeFitsSmallestLimit(t *testing.T) {
+	agent := render.NewAgent(render.AgentURL, "amd64", []byte("agent"), "https://mirror.provider.example/hardbake/hardbake-firstboot-linux-amd64")
+	for _, profile := range templates.ProfileNames() {
+		res := compileExample(t, profile, "web-order.yaml", agent)
+		if n := len(res.UserData); n > 16*1024 {
+			t.Errorf("%s: user-data is %d bytes, over 16 KiB", profile, n)
+		}
+		if len(res.Warnings) != 0 {
+			t.Errorf("%s: unexpected size warnings %v", profile, res.Warnings)
+		}
+	}
+	// And an embedded 2 MiB agent (incompressible, like a binary) is over
+	// every limit, and says so.
+	bin := make([]byte, 2<<20)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range bin {
+		bin[i] = byte(rng.Uint32())
+	}
+	big := render.NewAgent(render.AgentEmbed, "amd64", bin, "")
+	if res := compileExample(t, "baseline", "web-order.yaml", big); len(res.Warnings) == 0 {
+		t.Error("no size warning for a user-data carrying a 2 MiB agent")
 	}
 }
