@@ -32,9 +32,7 @@ type suite struct {
 	slots  chan struct{} // guests allowed at once
 
 	// Guests get their slots in scenario order (longest first).
-	turnMu sync.Mutex
-	turn   *sync.Cond
-	next   int
+	next int
 
 	mu      sync.Mutex
 	results []*result
@@ -87,7 +85,6 @@ func TestE2E(t *testing.T) {
 	start := time.Now()
 	s := &suite{root: repoRoot(t), cache: cacheDir(t), lg: newLogger(os.Stderr)}
 	s.slots = make(chan struct{}, envInt("HARDBAKE_E2E_PARALLEL", 2))
-	s.turn = sync.NewCond(&s.turnMu)
 	s.work = filepath.Join(s.cache, "runs", time.Now().UTC().Format("20060102T150405Z"))
 	if err := os.MkdirAll(s.work, 0o755); err != nil {
 		t.Fatal(err)
@@ -115,16 +112,13 @@ func TestE2E(t *testing.T) {
 		}
 	}
 	t.Run("boot", func(t *testing.T) {
-		idx := 0
 		for _, sc := range scenarios() {
 			if len(only) > 0 && !only[sc.Name] {
 				continue
 			}
-			turn := idx
-			idx++
 			t.Run(sc.Name, func(t *testing.T) {
 				t.Parallel()
-				s.runScenario(t, sc, turn)
+				s.runScenario(t, sc)
 			})
 		}
 	})
@@ -135,22 +129,11 @@ func TestE2E(t *testing.T) {
 	}
 }
 
-// acquire takes a guest slot once every earlier scenario has one.
-func (s *suite) acquire(turn int) {
-	s.turnMu.Lock()
-	for s.next != turn {
-		s.turn.Wait()
-	}
-	s.turnMu.Unlock()
+// runScenario boots one scenario once a guest slot is free. Slots, not an
+// order, limit the guests: go test resumes parallel subtests in no fixed
+// order and at most -parallel at a time, so waiting for a turn deadlocks.
+func (s *suite) runScenario(t *testing.T, sc scenario) {
 	s.slots <- struct{}{}
-	s.turnMu.Lock()
-	s.next++
-	s.turn.Broadcast()
-	s.turnMu.Unlock()
-}
-
-func (s *suite) runScenario(t *testing.T, sc scenario, turn int) {
-	s.acquire(turn)
 	defer func() { <-s.slots }()
 	img, ok := s.images[sc.Image]
 	if !ok {
