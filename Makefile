@@ -46,7 +46,7 @@ bench: deps build
 	bash scripts/bench.sh
 
 e2e: deps build
-	$(GO) test -tags e2e -count=1 -timeout 80m -v ./e2e/...
+	$(GO) test -tags e2e -count=1 -timeout 80m -v ./e2e  # one package, so progress streams
 
 clean:
 	rm -rf $(BIN) out .cache
