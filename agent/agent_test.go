@@ -58,6 +58,11 @@ func (m *fakeMachine) firstBoot(t *testing.T) (int, *plan.Report, string) {
 		m.active["ssh.service"] = true
 		m.startSSH(m.sshdPort())
 	}
+	// Socket units start after sysinit.target, which waits for cloud-init.
+	if m.units["ssh.socket"] == "enabled" && !m.active["ssh.socket"] {
+		m.active["ssh.socket"] = true
+		m.startSSH(m.socketPort(m.exists("/usr/lib/systemd/system-generators/sshd-socket-generator")))
+	}
 	m.tools["fail2ban-client"] = true
 	m.uuPkg = true
 	m.f2bUp = true
@@ -71,19 +76,26 @@ func TestActivation(t *testing.T) {
 		want       string
 		socketFile bool
 		restart    []string
+		forbid     string // a call that must not happen
 	}{
-		{"debian ssh.service", func(m *fakeMachine) {}, actService, false, nil},
+		{"debian ssh.service", func(m *fakeMachine) {}, actService, false, nil, ""},
 		{"listenstream socket", func(m *fakeMachine) {
 			m.units["ssh.socket"], m.units["ssh.service"] = "enabled", "disabled"
 			m.active["ssh.socket"] = true
 			m.listen[22] = true
-		}, actSocket, true, []string{"systemctl daemon-reload", "systemctl restart ssh.socket"}},
+		}, actSocket, true, []string{"systemctl daemon-reload", "systemctl restart ssh.socket"}, ""},
 		{"generated socket 24.04", func(m *fakeMachine) {
 			m.units["ssh.socket"], m.units["ssh.service"] = "enabled", "disabled"
 			m.active["ssh.socket"] = true
 			m.listen[22] = true
 			m.write("/usr/lib/systemd/system-generators/sshd-socket-generator", "", 0o755)
-		}, actGenerated, false, []string{"systemctl daemon-reload", "systemctl restart ssh.socket"}},
+		}, actGenerated, false, []string{"systemctl daemon-reload", "systemctl restart ssh.socket"}, ""},
+		// Debian 12 first boot: ssh.socket is enabled but starts only after
+		// cloud-init (sockets come after sysinit.target). Restarting it from
+		// the early stage would deadlock; it must start with the new port.
+		{"listenstream socket not started yet", func(m *fakeMachine) {
+			m.units["ssh.socket"], m.units["ssh.service"] = "enabled", "disabled"
+		}, actSocket, true, []string{"systemctl daemon-reload"}, "systemctl restart ssh.socket"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newFake(t)
@@ -104,6 +116,9 @@ func TestActivation(t *testing.T) {
 				if !hasCall(calls, c) {
 					t.Errorf("missing %q in %q", c, calls)
 				}
+			}
+			if tc.forbid != "" && hasCall(calls, tc.forbid) {
+				t.Errorf("%q must not run at first boot: %q", tc.forbid, calls)
 			}
 			if tc.want == actService && hasCall(calls, "systemctl restart ssh") {
 				t.Errorf("first boot restarted ssh.service from inside cloud-init: %q", calls)

@@ -65,6 +65,14 @@ func (r *run) restartSSH(mode string) (bool, error) {
 	if err := systemctl("daemon-reload"); err != nil {
 		return true, fmt.Errorf("daemon-reload: %w", err)
 	}
+	// Socket units come after sysinit.target, and cloud-init.service is
+	// ordered Before=sysinit.target: at the early stage ssh.socket has not
+	// started, and a restart job would wait for cloud-init — which waits for
+	// us. Measured on Debian 12: "Listening on ssh.socket" only after the
+	// init stage. The socket then starts with the new port by itself.
+	if r.stage == StageEarly && r.unitState("is-active", "ssh.socket") != "active" {
+		return false, nil
+	}
 	if err := systemctl("restart", "ssh.socket"); err != nil {
 		return true, fmt.Errorf("restart ssh.socket: %w", err)
 	}
