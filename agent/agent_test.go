@@ -143,7 +143,7 @@ func TestFirewallBackends(t *testing.T) {
 		if code != ExitOK || r.Firewall.Backend != backendIPT || r.Firewall.InputPolicy != "drop" {
 			t.Fatalf("exit %d firewall %+v\n%s", code, r.Firewall, out)
 		}
-		if len(r.Firewall.AllowedV6) != 2 || !hasCall(m.callList(), "systemctl enable hardbake-iptables.service") {
+		if len(r.Firewall.AllowedV6) != 2 || !hasCall(m.callList(), "systemctl enable --no-reload hardbake-iptables.service") {
 			t.Errorf("v6 %+v calls %q", r.Firewall.AllowedV6, m.callList())
 		}
 	})
