@@ -1,7 +1,6 @@
 package config_test
 
 import (
-	"errors"
 	"strings"
 	"testing"
 
@@ -178,16 +177,7 @@ func TestOrderRules(t *testing.T) {
 				}
 				return
 			}
-			if err == nil {
-				t.Fatalf("no error, want %s\ndocument:\n%s", tc.want, tc.doc)
-			}
-			var ie *config.InputError
-			if !errors.As(err, &ie) {
-				t.Fatalf("error %T is not an *InputError: %v", err, err)
-			}
-			if got := err.Error(); got != tc.want {
-				t.Errorf("error\n got: %s\nwant: %s\ndocument:\n%s", got, tc.want, tc.doc)
-			}
+			wantInputError(t, err, tc.want, tc.doc)
 		})
 	}
 }

@@ -277,16 +277,7 @@ func TestProfileRules(t *testing.T) {
 				}
 				return
 			}
-			if err == nil {
-				t.Fatalf("no error, want %s\ndocument:\n%s", tc.want, tc.doc)
-			}
-			var ie *config.InputError
-			if !errors.As(err, &ie) {
-				t.Fatalf("error %T is not an *InputError: %v", err, err)
-			}
-			if got := err.Error(); got != tc.want {
-				t.Errorf("error\n got: %s\nwant: %s\ndocument:\n%s", got, tc.want, tc.doc)
-			}
+			wantInputError(t, err, tc.want, tc.doc)
 		})
 	}
 }
@@ -325,5 +316,20 @@ func TestProfileDefaults(t *testing.T) {
 	}
 	if got := strings.Join(m.Updates.Mirror.Components, ","); got != "main" {
 		t.Errorf("default components %s", got)
+	}
+}
+
+// wantInputError fails unless err is an *InputError whose text is want.
+func wantInputError(t *testing.T, err error, want, doc string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want %s\ndocument:\n%s", want, doc)
+	}
+	var ie *config.InputError
+	if !errors.As(err, &ie) {
+		t.Fatalf("error %T is not an *InputError: %v", err, err)
+	}
+	if got := err.Error(); got != want {
+		t.Errorf("error\n got: %s\nwant: %s\ndocument:\n%s", got, want, doc)
 	}
 }
