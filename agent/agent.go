@@ -64,6 +64,9 @@ type run struct {
 	// firewallApplied is true when this run loaded a new ruleset (so an
 	// SSH rollback must consider rolling it back too).
 	firewallApplied bool
+	// throwawayKey is the temporary host key sshd -t/-T use before the
+	// machine has its own (see sshdArgs).
+	throwawayKey string
 }
 
 // Run executes opts.Stage and returns the process exit code. Errors that
@@ -89,6 +92,7 @@ func (a *Agent) Run(opts Options) (int, error) {
 		return ExitFailed, err
 	}
 	r := &run{Agent: a, plan: p, digest: digest, stage: opts.Stage, st: st}
+	defer r.removeThrowawayKey()
 	r.rep = plan.Report{
 		PlanVersion: p.Version, PlanDigest: r.digest, Profile: p.Profile, InstanceID: p.InstanceID,
 		AgentVersion: a.Version, Stage: opts.Stage,
@@ -176,6 +180,7 @@ func (r *run) finish() (int, error) {
 			lateSteps = append(lateSteps, s)
 		}
 	}
+	ranEarly := earlySteps != nil
 	switch r.stage {
 	case StageEarly:
 		all = earlySteps
@@ -200,11 +205,11 @@ func (r *run) finish() (int, error) {
 		fmt.Fprintln(r.Out, Summary(&r.rep))
 		return code, nil
 	}
-	if earlySteps != nil {
-		r.st.Early = stageState{Digest: r.digest, Completed: true, Result: result, Steps: earlySteps}
+	if ranEarly {
+		r.st.Early = stageState{Digest: r.digest, Completed: true, Result: result, BootID: r.bootID(), Steps: earlySteps}
 	}
 	if r.stage == StageLate {
-		r.st.Late = stageState{Digest: r.digest, Completed: true, Result: result, Steps: lateSteps}
+		r.st.Late = stageState{Digest: r.digest, Completed: true, Result: result, BootID: r.bootID(), Steps: lateSteps}
 	}
 	var errs []error
 	if err := r.saveState(r.st); err != nil {

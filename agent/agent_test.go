@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -464,4 +466,35 @@ func TestReportContent(t *testing.T) {
 func mustJSON(v any) []byte {
 	b, _ := json.Marshal(v)
 	return b
+}
+
+// Before cloud-init generates host keys, every sshd -t/-T of one run shares
+// one throwaway key, and the run removes it.
+func TestThrowawayHostKeyOncePerRun(t *testing.T) {
+	m := newFake(t)
+	if err := os.Remove(filepath.Join(m.root, "/etc/ssh/ssh_host_ed25519_key")); err != nil {
+		t.Fatal(err)
+	}
+	m.install(testPlan())
+	if code, r, out := m.apply(StageEarly, false); code != ExitOK {
+		t.Fatalf("early: exit %d %s %+v", code, out, r.Steps)
+	}
+	keygens, sshds := 0, 0
+	for _, c := range m.callList() {
+		if strings.HasPrefix(c, "ssh-keygen -q") {
+			keygens++
+		}
+		if strings.HasPrefix(c, "sshd -") {
+			sshds++
+			if !strings.Contains(c, "HostKey="+workDir+"/hostkey-") {
+				t.Errorf("%q without the throwaway key", c)
+			}
+		}
+	}
+	if keygens != 1 || sshds < 3 {
+		t.Errorf("%d ssh-keygen for %d sshd calls, want 1 for several: %q", keygens, sshds, m.callList())
+	}
+	if left, _ := filepath.Glob(filepath.Join(m.root, workDir, "hostkey-*")); len(left) > 0 {
+		t.Errorf("throwaway keys left behind: %q", left)
+	}
 }

@@ -39,6 +39,8 @@ type fakeMachine struct {
 	sysctl   map[string]string
 	f2bUp    bool
 	f2bPort  string
+	f2bStart float64 // CLOCK_MONOTONIC seconds the daemon started at (0: unknown)
+	uptime   float64 // what the agent's clock reads
 	uuPkg    bool
 	// sshdBroken makes a restarted sshd listen nowhere; with
 	// fixOnRollback it still works on 22 (the old config).
@@ -55,7 +57,9 @@ func newFake(t *testing.T) *fakeMachine {
 		listen: map[int]bool{},
 		fail:   map[string]error{},
 		sysctl: map[string]string{},
+		uptime: 12.5,
 	}
+	m.write("/proc/sys/kernel/random/boot_id", "0b6e7e0c-93a1-4c1e-9f43-6d2f1e0c5a11\n", 0o444)
 	m.write("/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\nKbdInteractiveAuthentication no\n", 0o644)
 	m.write("/etc/ssh/ssh_host_ed25519_key", "private", 0o600)
 	m.write("/etc/ssh/ssh_host_ed25519_key.pub", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBg+o9Zy8Ywss8vOp1YxC9cvjn5YxA3V+3mM4mOlx9c5 root@x\n", 0o644)
@@ -83,7 +87,7 @@ func (m *fakeMachine) read(p string) string {
 
 func (m *fakeMachine) agent() *Agent {
 	return &Agent{
-		Root: Root{Dir: m.root}, Runner: m, Uptime: func() float64 { return 12.5 },
+		Root: Root{Dir: m.root}, Runner: m, Uptime: func() float64 { return m.uptime },
 		Banner: m.banner, Sleep: func(time.Duration) {}, Out: &strings.Builder{},
 		Version: "test", Wait: time.Millisecond,
 	}
@@ -190,11 +194,14 @@ func (m *fakeMachine) Run(name string, args ...string) ([]byte, error) {
 			case "ssh.socket":
 				m.startSSH(m.socketPort(m.exists("/usr/lib/systemd/system-generators/sshd-socket-generator")))
 			case "fail2ban.service":
-				m.f2bUp = true
-				if mm := regexp.MustCompile(`(?m)^port\s*=\s*(\S+)`).FindStringSubmatch(m.read("/etc/fail2ban/jail.local")); mm != nil {
-					m.f2bPort = mm[1]
-				}
+				m.startFail2ban()
 			}
+		case "show":
+			state, startUS := "inactive", 0
+			if arg(len(args)-1) == "fail2ban.service" && m.f2bUp {
+				state, startUS = "active", int(m.f2bStart*1e6)
+			}
+			return []byte(fmt.Sprintf("ExecMainStartTimestampMonotonic=%d\nActiveState=%s\n", startUS, state)), nil
 		}
 		return nil, nil
 	case "ssh-keygen":
@@ -272,7 +279,17 @@ func (m *fakeMachine) Run(name string, args ...string) ([]byte, error) {
 			}
 			return nil, nil
 		}
-		return []byte(m.sysctl[arg(1)] + "\n"), nil
+		// sysctl -n -- KEY...: one line per key; a missing key prints
+		// nothing and fails the whole call.
+		var out strings.Builder
+		for _, k := range args[2:] {
+			v, ok := m.sysctl[k]
+			if !ok {
+				return []byte(out.String()), &ExitError{Cmd: line, Code: 255, Stderr: "sysctl: cannot stat /proc/sys/" + strings.ReplaceAll(k, ".", "/") + ": No such file or directory"}
+			}
+			out.WriteString(v + "\n")
+		}
+		return []byte(out.String()), nil
 	case "fail2ban-client":
 		switch {
 		case arg(0) == "-t":
@@ -300,6 +317,14 @@ func (m *fakeMachine) Run(name string, args ...string) ([]byte, error) {
 		return []byte("APT \"\";\n"), nil
 	}
 	return nil, nil
+}
+
+// startFail2ban starts the daemon from the jail.local on disk, now.
+func (m *fakeMachine) startFail2ban() {
+	m.f2bUp, m.f2bStart = true, m.uptime
+	if mm := regexp.MustCompile(`(?m)^port\s*=\s*(\S+)`).FindStringSubmatch(m.read("/etc/fail2ban/jail.local")); mm != nil {
+		m.f2bPort = mm[1]
+	}
 }
 
 func (m *fakeMachine) exists(p string) bool {

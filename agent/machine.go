@@ -108,3 +108,34 @@ func ParseKeygenFingerprint(out string) (string, bool) {
 	}
 	return f[1], true
 }
+
+// bootID is the kernel's random id of this boot ("" when unreadable).
+func (r *run) bootID() string {
+	data, err := r.Root.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(data))
+}
+
+// earlyStepUptime returns when the named early step finished with the plan
+// in place (applied or unchanged) in this boot: from this run, or from the
+// state the early stage left if it ran in the same boot.
+func (r *run) earlyStepUptime(name string) (float64, bool) {
+	find := func(steps []plan.Step) (float64, bool) {
+		for _, s := range steps {
+			if s.Stage == StageEarly && s.Name == name && (s.Status == plan.StatusApplied || s.Status == plan.StatusUnchanged) {
+				return s.Uptime, true
+			}
+		}
+		return 0, false
+	}
+	if t, ok := find(r.steps); ok {
+		return t, true
+	}
+	boot := r.bootID()
+	if r.st.Early.Digest != r.digest || boot == "" || r.st.Early.BootID != boot {
+		return 0, false
+	}
+	return find(r.st.Early.Steps)
+}

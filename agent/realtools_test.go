@@ -61,8 +61,8 @@ func TestRealSSHDNoHostKeys(t *testing.T) {
 	needTool(t, "sshd", "ssh-keygen")
 	root := t.TempDir()
 	r := &run{Agent: &Agent{Root: Root{Dir: root}, Runner: ExecRunner{}}}
-	args, cleanup, err := r.sshdArgs()
-	defer cleanup()
+	args, err := r.sshdArgs()
+	defer r.removeThrowawayKey()
 	if err != nil || len(args) != 2 || !strings.HasPrefix(args[1], "HostKey="+root) {
 		t.Fatalf("%q %v", args, err)
 	}

@@ -29,8 +29,7 @@ func (r *run) applySSH() (string, error) {
 	if err != nil {
 		return plan.StatusFailed, err
 	}
-	hk, cleanup, err := r.sshdArgs()
-	defer cleanup()
+	hk, err := r.sshdArgs()
 	if err != nil {
 		return plan.StatusFailed, err
 	}

@@ -16,7 +16,10 @@ type stageState struct {
 	Digest    string
 	Completed bool // the stage ran to its end (whatever the result)
 	Result    string
-	Steps     []plan.Step
+	// BootID is the kernel's boot_id when the stage ran: step uptimes
+	// compare with other clocks only within the same boot.
+	BootID string
+	Steps  []plan.Step
 }
 
 // state persists between runs and boots: which plan each stage applied and
@@ -57,6 +60,7 @@ func (d *decoder) stage(s *stageState) func(string, any) {
 			"digest":    d.str(&s.Digest),
 			"completed": d.boolean(&s.Completed),
 			"result":    d.str(&s.Result),
+			"boot_id":   d.str(&s.BootID),
 			"steps": func(path string, v any) {
 				d.array(path, v, func(n int) { s.Steps = make([]plan.Step, n) }, func(i int, path string, v any) {
 					st := &s.Steps[i]
@@ -85,6 +89,8 @@ func (a *Agent) saveState(st state) error {
 		w.Bool(s.st.Completed)
 		w.Key("result")
 		w.String(s.st.Result)
+		w.Key("boot_id")
+		w.String(s.st.BootID)
 		w.Key("steps")
 		writeSteps(&w, s.st.Steps)
 		w.Close('}')

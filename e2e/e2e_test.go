@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -445,6 +446,22 @@ func hostKeyMatches(r *plan.Report, key ssh.PublicKey) error {
 	return fmt.Errorf("client saw %s %s; report lists %v", key.Type(), fp, got)
 }
 
+// hostKeyTypes checks the report lists exactly the wanted host key types:
+// the profile's crypto policy serves no DSA or ECDSA key, so cloud-init
+// must not generate one.
+func hostKeyTypes(r *plan.Report, want ...string) error {
+	var got []string
+	for _, hk := range r.HostKeys {
+		got = append(got, hk.Type)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("host keys %v, want %v", got, want)
+	}
+	return nil
+}
+
 // rootRefused tries root with the admin's key (cloud-init also puts the
 // keys in root's authorized_keys, behind a "use admin" command).
 func (g *guest) rootRefused() error {
@@ -566,6 +583,7 @@ func (g *guest) full(ctx context.Context) {
 		g.res.Report = rep
 		g.res.check("report says hardened", boolErr(rep.Result == plan.ResultHardened, "result="+rep.Result+" "+failedSteps(rep)))
 		g.res.check("report host key matches the key SSH saw", hostKeyMatches(rep, g.hostKey))
+		g.res.check("host keys are only those sshd serves (ed25519, rsa)", hostKeyTypes(rep, "ssh-ed25519", "ssh-rsa"))
 	}
 	g.res.Timings = computeTimings(g.vm, journal, rep, g.port, false)
 	g.firewallChecks("")

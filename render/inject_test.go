@@ -262,7 +262,7 @@ func checkStructure(t *testing.T, p *config.Profile, m *config.Machine, res, bas
 	if err := yaml.Unmarshal(res.UserData, &ud); err != nil {
 		t.Fatalf("user-data does not parse: %v", err)
 	}
-	wantTop := []string{"apt", "bootcmd", "disable_root", "package_update", "package_upgrade", "packages", "runcmd", "ssh_pwauth", "users", "write_files"}
+	wantTop := []string{"apt", "bootcmd", "disable_root", "package_update", "package_upgrade", "packages", "runcmd", "ssh_genkeytypes", "ssh_pwauth", "users", "write_files"}
 	if got := sortedKeys(ud); !slices.Equal(got, wantTop) {
 		t.Errorf("top-level keys %v, want %v", got, wantTop)
 	}

@@ -20,6 +20,7 @@ type cloudConfig struct {
 	Users          []user      `yaml:"users"`
 	DisableRoot    bool        `yaml:"disable_root"`
 	SSHPwauth      bool        `yaml:"ssh_pwauth"`
+	SSHGenkeytypes []string    `yaml:"ssh_genkeytypes"`
 	WriteFiles     []writeFile `yaml:"write_files,omitempty"`
 	Apt            *aptConfig  `yaml:"apt,omitempty"`
 	PackageUpdate  bool        `yaml:"package_update"`
@@ -62,6 +63,18 @@ const (
 	embedLineWidth = 76
 )
 
+// hostKeyTypes are the host keys cloud-init generates: those the crypto
+// policy lets sshd offer. cloud-init 22.x (Debian 12) also makes DSA and
+// ECDSA keys by default; a key sshd never serves is only clutter in
+// /etc/ssh and in the report, and costs key generation time at first boot.
+func hostKeyTypes(crypto string) []string {
+	if crypto == "openssh" {
+		return []string{"ed25519", "ecdsa", "rsa"}
+	}
+	// compatible and modern drop ECDSA host keys.
+	return []string{"ed25519", "rsa"}
+}
+
 func userData(p *config.Profile, m *config.Machine, a Agent, planJSON []byte, digest string) ([]byte, error) {
 	if len(planJSON) >= maxArgBytes {
 		return nil, fmt.Errorf("plan is %d bytes, over the %d-byte limit of one command-line argument", len(planJSON), maxArgBytes)
@@ -69,6 +82,7 @@ func userData(p *config.Profile, m *config.Machine, a Agent, planJSON []byte, di
 	cc := cloudConfig{
 		DisableRoot:    true,
 		SSHPwauth:      false,
+		SSHGenkeytypes: hostKeyTypes(p.SSH.Crypto),
 		PackageUpdate:  config.Bool(p.Updates.UpgradeOnFirstBoot, true) || len(packages(p)) > 0,
 		PackageUpgrade: config.Bool(p.Updates.UpgradeOnFirstBoot, true),
 		Packages:       packages(p),
