@@ -11,8 +11,9 @@
 //     installed yet (jail.local, apt periodic settings).
 //   - stage "late" from runcmd, after the packages are installed: finishes a
 //     firewall that waited for nft/iptables, proves sshd answers an SSH
-//     banner on the new port and not on 22, checks the admin user, restarts
-//     and queries fail2ban, checks unattended-upgrades.
+//     banner on the new port and not on 22, checks the admin user, queries
+//     fail2ban (restarting it first unless the package started it from the
+//     planned jail.local in this boot), checks unattended-upgrades.
 //
 // Exit codes of the command (see ExitCode):
 //

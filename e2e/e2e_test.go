@@ -562,6 +562,8 @@ func (g *guest) collect(suffix string) string {
 	g.save("ruleset"+suffix+".txt", "sudo -n nft list ruleset 2>&1 || sudo -n iptables-save")
 	g.save("cloud-init-status"+suffix+".txt", "cloud-init status --long 2>&1; sudo -n cat /var/log/cloud-init-output.log")
 	g.save("listening"+suffix+".txt", "ss -ltnup")
+	// Per-module durations of every cloud-init stage: where a boot's time went.
+	g.save("cloud-init-analyze"+suffix+".txt", "sudo -n cloud-init analyze show 2>&1")
 	return journal
 }
 

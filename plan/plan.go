@@ -98,8 +98,8 @@ type Port struct {
 }
 
 // Fail2ban configures fail2ban. JailLocal is written at the early stage
-// (fail2ban reads it when the package arrives); the late stage restarts
-// fail2ban and verifies the jails.
+// (fail2ban reads it when the package arrives); the late stage verifies the
+// jails, restarting fail2ban first if it did not start from that file.
 type Fail2ban struct {
 	JailLocal File `json:"jail_local"`
 	// Jails maps each enabled jail to the port(s) it must protect, as
