@@ -80,8 +80,11 @@ func TestRealSSHDNoHostKeys(t *testing.T) {
 		t.Error(err)
 	}
 	os.WriteFile(cfg, []byte("Port 50022\nBogusOption yes\n"), 0o600)
-	if _, err := r.Runner.Run("sshd", "-t", "-f", cfg); err == nil || !strings.Contains(err.Error(), "Bogus") {
-		t.Errorf("sshd -t accepted a bad option: %v", err)
+	// -T validates like -t: applySSH relies on it after installing the drop-in.
+	for _, mode := range []string{"-t", "-T"} {
+		if _, err := r.Runner.Run("sshd", mode, "-f", cfg); err == nil || !strings.Contains(err.Error(), "Bogus") {
+			t.Errorf("sshd %s accepted a bad option: %v", mode, err)
+		}
 	}
 }
 
