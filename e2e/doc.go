@@ -8,4 +8,10 @@
 // Environment: HARDBAKE_E2E_CACHE (image and mirror cache, default
 // e2e/.cache), HARDBAKE_E2E_ONLY (comma-separated scenario names),
 // HARDBAKE_E2E_PARALLEL (guests at once, default 2).
+//
+// The timings compare hardbake with a plain cloud-config doing the same
+// steps (scenario "reference"). With two or more guests at once, that pair
+// ("bookworm" and "reference") boots first, side by side and alone, so both
+// see the same host load, and neither starts its checks before both have
+// booted; the other scenarios follow.
 package e2e

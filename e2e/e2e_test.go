@@ -32,8 +32,9 @@ type suite struct {
 	images map[string]*builtImage
 	slots  chan struct{} // guests allowed at once
 
-	// Guests get their slots in scenario order (longest first).
-	next int
+	// pair, when set, holds back the compared pair's checks until both
+	// finished their first boot (see comparedPair).
+	pair *sync.WaitGroup
 
 	mu      sync.Mutex
 	results []*result
@@ -112,11 +113,35 @@ func TestE2E(t *testing.T) {
 			only[n] = true
 		}
 	}
-	t.Run("boot", func(t *testing.T) {
-		for _, sc := range scenarios() {
-			if len(only) > 0 && !only[sc.Name] {
-				continue
+	var pair, rest []scenario
+	for _, sc := range scenarios() {
+		switch {
+		case len(only) > 0 && !only[sc.Name]:
+		case comparedPair[sc.Name]:
+			pair = append(pair, sc)
+		default:
+			rest = append(rest, sc)
+		}
+	}
+	if len(pair) == len(comparedPair) && cap(s.slots) >= len(pair) {
+		// hardbake and the reference boot side by side, alone, so both see
+		// the same host load; neither starts its checks until both booted.
+		s.pair = &sync.WaitGroup{}
+		s.pair.Add(len(pair))
+		s.lg.Printf("compared pair first: %s and %s boot together", pair[0].Name, pair[1].Name)
+		t.Run("compare", func(t *testing.T) {
+			for _, sc := range pair {
+				t.Run(sc.Name, func(t *testing.T) {
+					t.Parallel()
+					s.runScenario(t, sc)
+				})
 			}
+		})
+	} else {
+		rest = append(pair, rest...)
+	}
+	t.Run("boot", func(t *testing.T) {
+		for _, sc := range rest {
 			t.Run(sc.Name, func(t *testing.T) {
 				t.Parallel()
 				s.runScenario(t, sc)
@@ -147,6 +172,11 @@ func (s *suite) runScenario(t *testing.T, sc scenario) {
 
 	began := time.Now()
 	defer func() { res.Wall = time.Since(began).Seconds() }()
+	booted := func() {}
+	if s.pair != nil && comparedPair[sc.Name] {
+		booted = sync.OnceFunc(s.pair.Done)
+	}
+	defer booted() // a scenario that fails before booting must not hold up the other
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
@@ -198,7 +228,7 @@ func (s *suite) runScenario(t *testing.T, sc scenario) {
 	t.Cleanup(v.Stop)
 	defer v.Stop()
 
-	g := &guest{s: s, t: t, res: res, vm: v, key: key, port: port, sc: sc, dir: dir}
+	g := &guest{s: s, t: t, res: res, vm: v, key: key, port: port, sc: sc, dir: dir, booted: booted}
 	switch sc.Kind {
 	case "full":
 		g.full(ctx)
@@ -232,7 +262,13 @@ type guest struct {
 
 	client  *ssh.Client
 	hostKey ssh.PublicKey
+	// booted tells the compared pair this guest's first boot is over.
+	booted func()
 }
+
+// comparedPair are the scenarios whose timings docs/BENCHMARKS.md compares:
+// hardbake and the plain cloud-config reference on the same image.
+var comparedPair = map[string]bool{"bookworm": true, "reference": true}
 
 var (
 	agentFinalRe  = regexp.MustCompile(`hardbake: (hardened|partial|FAILED)`)
@@ -244,6 +280,14 @@ var (
 // waitBoot waits for the kernel, the agent's last console line (unless
 // reference) and cloud-init's final line; it returns the agent line.
 func (g *guest) waitBoot(ctx context.Context, from int) string {
+	if from == 0 && g.s.pair != nil && comparedPair[g.sc.Name] {
+		// Logins and ssh-audit load the host: hold them until the other
+		// guest of the pair has booted too, so neither boot is slowed.
+		defer func() {
+			g.booted()
+			g.s.pair.Wait()
+		}()
+	}
 	v := g.vm
 	if _, err := v.WaitConsole(ctx, from, kernelRe, 3*time.Minute); !g.res.check("kernel up", err) {
 		return ""
