@@ -210,7 +210,7 @@ func (s *suite) runScenario(t *testing.T, sc scenario) {
 		}
 		mirrorAddr = fmt.Sprintf("127.0.0.1:%d", p)
 	} else {
-		ms, err = startMirrorServer(img.Mirror.Root)
+		ms, err = startMirrorServer(img.Mirror.Root, filepath.Join(s.root, "bin", "hardbake-firstboot-linux-amd64"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -243,10 +243,30 @@ func (s *suite) runScenario(t *testing.T, sc scenario) {
 	default:
 		t.Fatalf("unknown scenario kind %q", sc.Kind)
 	}
+	var reqs []string
 	if ms != nil {
-		reqs := ms.Requests()
+		reqs = ms.Requests()
 		_ = os.WriteFile(filepath.Join(dir, "mirror-requests.log"), []byte(strings.Join(reqs, "\n")+"\n"), 0o644)
 	}
+	switch sc.Agent {
+	case "url":
+		res.check("agent fetched from --agent url=", boolErr(slices.Contains(reqs, "GET "+agentURLPath), fmt.Sprintf("requests: %q", reqs)))
+	case "embed":
+		res.check("agent embedded: the seed carries no agent file", seedHasNoAgent(seed))
+	}
+}
+
+// seedHasNoAgent checks that an --agent embed seed holds only cloud-init's
+// files: the agent the guest ran came from user-data.
+func seedHasNoAgent(seed string) error {
+	out, err := exec.Command("isoinfo", "-R", "-f", "-i", seed).Output()
+	if err != nil {
+		return fmt.Errorf("isoinfo: %w", err)
+	}
+	if strings.Contains(string(out), "hardbake-firstboot") {
+		return fmt.Errorf("seed lists %q", strings.Fields(string(out)))
+	}
+	return nil
 }
 
 // guest drives the checks of one booted scenario.

@@ -171,7 +171,9 @@ type mirrorServer struct {
 	log      []string
 }
 
-func startMirrorServer(root string) (*mirrorServer, error) {
+// startMirrorServer serves the mirror tree at root and, at agentURLPath,
+// the agent binary (for scenarios that fetch it with --agent url=).
+func startMirrorServer(root, agentBinary string) (*mirrorServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("listen for mirror: %w", err)
@@ -185,6 +187,10 @@ func startMirrorServer(root string) (*mirrorServer, error) {
 			ms.mu.Lock()
 			ms.log = append(ms.log, r.Method+" "+r.URL.Path)
 			ms.mu.Unlock()
+			if r.URL.Path == agentURLPath {
+				http.ServeFile(w, r, agentBinary)
+				return
+			}
 			fs.ServeHTTP(w, r)
 		}),
 	}

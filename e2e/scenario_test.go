@@ -37,7 +37,15 @@ type scenario struct {
 	Kind string
 	// SSHPort fixes the order's ssh_port; 0 takes the profile's random one.
 	SSHPort int
+	// Agent is how the guest gets the agent (hardbake iso --agent): "" for
+	// the seed file, "url" (from the suite's HTTP server, like the mirror)
+	// or "embed" (inside user-data). Fault scenarios carry the other two so
+	// every delivery mode boots without adding boots.
+	Agent string
 }
+
+// agentURLPath is where the suite's HTTP server serves bin/'s agent.
+const agentURLPath = "/agent/hardbake-firstboot-linux-amd64"
 
 func scenarios() []scenario {
 	return []scenario{
@@ -46,8 +54,9 @@ func scenarios() []scenario {
 		{Name: "trixie", Image: "trixie", Kind: "full"},
 		{Name: "reference", Image: "bookworm", Kind: "reference", SSHPort: 50022},
 		{Name: "fault-sshd-rejected", Image: "bookworm", Kind: "fault-sshd"},
-		{Name: "fault-mirror-down", Image: "bookworm", Kind: "fault-mirror"},
-		{Name: "fault-port-taken", Image: "bookworm-porttaken", Kind: "fault-port", SSHPort: portTakenPort},
+		// No mirror, no download: the agent travels inside user-data.
+		{Name: "fault-mirror-down", Image: "bookworm", Kind: "fault-mirror", Agent: "embed"},
+		{Name: "fault-port-taken", Image: "bookworm-porttaken", Kind: "fault-port", SSHPort: portTakenPort, Agent: "url"},
 	}
 }
 
@@ -127,6 +136,12 @@ func makeSeed(ctx context.Context, root, dir string, sc scenario, m *mirror, key
 	args := []string{"iso", "--profile", prof, "--order", ord, "-o", seed}
 	if sc.Kind == "fault-sshd" {
 		args = []string{"iso", "--profile", prof, "--order", ord, "--format", "dir", "-o", filepath.Join(dir, "seed")}
+	}
+	switch sc.Agent {
+	case "url":
+		args = append(args, "--agent", "url=http://"+mirrorGuestAddr+agentURLPath)
+	case "embed":
+		args = append(args, "--agent", "embed")
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = root
