@@ -32,8 +32,15 @@ type timings struct {
 	FirewallUp float64 `json:"firewall_up_s"`
 	// SSHAndFirewall: both of the above.
 	SSHAndFirewall float64 `json:"ssh_and_firewall_s"`
-	// FullyHardened: fail2ban active too (the agent's last late step, or
-	// the reference's marker).
+	// Fail2banActive: the fail2ban daemon that the proof below checked
+	// started: the last "Started fail2ban.service" before the agent's
+	// fail2ban step (or the reference's "fail2ban active" mark). hardbake
+	// writes jail.local before the package exists, so its daemon watches the
+	// new port from the package's own start; the reference's from its
+	// runcmd restart.
+	Fail2banActive float64 `json:"fail2ban_active_s"`
+	// FullyHardened: everything verified (the agent's last late step, or
+	// the reference's marker after its fail2ban answered).
 	FullyHardened float64 `json:"fully_hardened_s"`
 	// CloudInitDone: cloud-init's "finished" line on the console.
 	CloudInitDone float64 `json:"cloud_init_done_s"`
@@ -100,6 +107,18 @@ func kernelOffset(v *vm) float64 {
 
 func round1(f float64) float64 { return math.Round(f*10) / 10 }
 
+// lastAtOrBefore is the latest of ts not after limit, or -1 (none, or no
+// limit).
+func lastAtOrBefore(ts []float64, limit float64) float64 {
+	last := -1.0
+	for _, t := range ts {
+		if limit >= 0 && t <= limit && t > last {
+			last = t
+		}
+	}
+	return last
+}
+
 // computeTimings lines up the journal, the agent's report (step uptimes)
 // and the console for one boot.
 func computeTimings(v *vm, journal string, rep *plan.Report, newPort int, reference bool) *timings {
@@ -121,8 +140,11 @@ func computeTimings(v *vm, journal string, rep *plan.Report, newPort int, refere
 	sshdNewPort := -1.0
 	socketListens := []float64{}
 	marks := map[string]float64{}
+	var f2bStarts []float64
 	for _, e := range evs {
 		switch {
+		case e.Ident == "systemd" && strings.HasPrefix(e.Msg, "Started fail2ban.service"):
+			f2bStarts = append(f2bStarts, e.T)
 		case strings.HasPrefix(e.Ident, "sshd") && sshdListenRe.MatchString(e.Msg):
 			p, _ := strconv.Atoi(sshdListenRe.FindStringSubmatch(e.Msg)[2])
 			if first < 0 {
@@ -146,9 +168,10 @@ func computeTimings(v *vm, journal string, rep *plan.Report, newPort int, refere
 			}
 		}
 	}
-	sshAt, fwAt, fullAt := -1.0, -1.0, -1.0
+	sshAt, fwAt, fullAt, f2bProof := -1.0, -1.0, -1.0, -1.0
 	if reference {
 		sshAt, fwAt, fullAt = valueOr(marks, "ssh moved"), valueOr(marks, "firewall loaded"), valueOr(marks, "fail2ban active")
+		f2bProof = fullAt
 		if sshdNewPort >= 0 && (sshAt < 0 || sshdNewPort < sshAt) {
 			sshAt = sshdNewPort // the drop-in was in place before sshd started
 		}
@@ -163,6 +186,9 @@ func computeTimings(v *vm, journal string, rep *plan.Report, newPort int, refere
 			if s.Stage == "late" && s.Uptime > fullAt {
 				fullAt = s.Uptime
 			}
+			if s.Stage == "late" && s.Name == "fail2ban" && (s.Status == plan.StatusApplied || s.Status == plan.StatusUnchanged) {
+				f2bProof = s.Uptime
+			}
 		}
 	}
 	if first >= 0 {
@@ -172,6 +198,7 @@ func computeTimings(v *vm, journal string, rep *plan.Report, newPort int, refere
 		tm.Notes = append(tm.Notes, "no SSH listener found in the journal")
 	}
 	tm.SSHHardened, tm.FirewallUp, tm.FullyHardened = at(sshAt), at(fwAt), at(fullAt)
+	tm.Fail2banActive = at(lastAtOrBefore(f2bStarts, f2bProof))
 	if sshAt >= 0 && fwAt >= 0 {
 		tm.SSHAndFirewall = at(math.Max(sshAt, fwAt))
 	} else {
@@ -266,18 +293,18 @@ func renderMarkdown(date, host string, wall, images float64, parallel int, resul
 	b.WriteString("Written by `make e2e` (`go test -tags e2e ./e2e/...`); do not edit by hand.\n\n")
 	fmt.Fprintf(&b, "Run %s on %s, %d guests at once. Wall time %.0f s (images and mirrors %.0f s, cached when the recipe is unchanged).\n\n", date, host, parallel, wall, images)
 	b.WriteString("## Timings\n\n")
-	b.WriteString("Seconds since QEMU started. *Kernel up* is the kernel's clock zero; *SSH+firewall* is when sshd is hardened on the new port and the default-deny ruleset is loaded; *fully hardened* adds fail2ban (and unattended-upgrades). *Unhardened SSH* is how long sshd accepted connections with the image's configuration; *exposure* is how long anything accepted connections under the unhardened SSH configuration or without the firewall (guest journal `short-monotonic` timestamps, the agent's step uptimes, and the console's kernel timestamps to align them).\n\n")
-	b.WriteString("| scenario | image | kernel up | first listener | SSH hardened | firewall up | SSH+firewall | fully hardened | cloud-init done | unhardened SSH | exposure |\n")
-	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("Seconds since QEMU started. *Kernel up* is the kernel's clock zero; *SSH+firewall* is when sshd is hardened on the new port and the default-deny ruleset is loaded; *fail2ban active* is when the fail2ban daemon the proof checked started (journal; hardbake's starts from the package with the planned jail.local already in place, the reference's from its runcmd restart); *fully hardened* is when all of it was verified: the agent's last late step (fail2ban's jail port, unattended-upgrades), or the reference's mark after its restarted fail2ban answered. *Unhardened SSH* is how long sshd accepted connections with the image's configuration; *exposure* is how long anything accepted connections under the unhardened SSH configuration or without the firewall (guest journal `short-monotonic` timestamps, the agent's step uptimes, and the console's kernel timestamps to align them).\n\n")
+	b.WriteString("| scenario | image | kernel up | first listener | SSH hardened | firewall up | SSH+firewall | fail2ban active | fully hardened | cloud-init done | unhardened SSH | exposure |\n")
+	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range results {
 		t := r.Timings
 		if t == nil {
-			fmt.Fprintf(&b, "| %s | %s | — | — | — | — | — | — | — | — | — |\n", r.Scenario, r.Image)
+			fmt.Fprintf(&b, "| %s | %s | — | — | — | — | — | — | — | — | — | — |\n", r.Scenario, r.Image)
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s (%s) | %s | %s | %s | %s | %s | %s | %s |\n", r.Scenario, r.Image,
+		fmt.Fprintf(&b, "| %s | %s | %s | %s (%s) | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Scenario, r.Image,
 			fmtSec(t.KernelUp), fmtSec(t.FirstListener), t.FirstListenerWhat, fmtSec(t.SSHHardened), fmtSec(t.FirewallUp),
-			fmtSec(t.SSHAndFirewall), fmtSec(t.FullyHardened), fmtSec(t.CloudInitDone), fmtSec(t.UnhardenedSSH), fmtSec(t.Exposure))
+			fmtSec(t.SSHAndFirewall), fmtSec(t.Fail2banActive), fmtSec(t.FullyHardened), fmtSec(t.CloudInitDone), fmtSec(t.UnhardenedSSH), fmtSec(t.Exposure))
 	}
 	b.WriteString("\n## Checks\n\n")
 	for _, r := range results {
