@@ -54,21 +54,25 @@ func (r *run) sysctlLoad(p string) error {
 // error names the key.
 func (r *run) sysctlExpect() error {
 	keys := sortedKeys(r.plan.Sysctl.Expect)
+	if len(keys) == 0 {
+		return nil
+	}
 	out, err := r.Runner.Run("sysctl", append([]string{"-n", "--"}, keys...)...)
 	values := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
 	var errs []error
+	unread := map[string]bool{}
 	if err != nil || len(values) != len(keys) {
 		values = make([]string, len(keys))
 		for i, k := range keys {
 			// The error is the command line and sysctl's message: it names k.
 			if values[i], err = runString(r.Runner, "sysctl", "-n", "--", k); err != nil {
 				errs = append(errs, err)
-				keys[i] = ""
+				unread[k] = true
 			}
 		}
 	}
 	for i, k := range keys {
-		if k == "" {
+		if unread[k] {
 			continue
 		}
 		got, want := strings.Join(strings.Fields(values[i]), " "), r.plan.Sysctl.Expect[k]

@@ -41,3 +41,13 @@ func TestSysctlExpect(t *testing.T) {
 		})
 	}
 }
+
+// No keys to check: no sysctl call (without keys it would print its usage
+// and fail).
+func TestSysctlExpectNothing(t *testing.T) {
+	m := newFake(t)
+	r := &run{Agent: m.agent(), plan: &plan.Plan{Sysctl: &plan.Sysctl{}}}
+	if err := r.sysctlExpect(); err != nil || len(m.callList()) != 0 {
+		t.Errorf("err %v, calls %q", err, m.callList())
+	}
+}
