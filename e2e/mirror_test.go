@@ -9,11 +9,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -148,7 +150,7 @@ func writeSuite(dir, suite, codename string, packages []byte) error {
 	fmt.Fprintf(&rel, "Origin: hardbake-e2e\nLabel: hardbake-e2e\nSuite: %s\nCodename: %s\n", suite, codename)
 	fmt.Fprintf(&rel, "Date: %s\nArchitectures: amd64\nComponents: main\nDescription: hermetic test mirror\nSHA256:\n",
 		time.Now().UTC().Format(time.RFC1123))
-	for _, name := range sortedKeys(files) {
+	for _, name := range slices.Sorted(maps.Keys(files)) {
 		data := files[name]
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			return fmt.Errorf("write %s: %w", name, err)

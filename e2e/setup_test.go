@@ -4,9 +4,11 @@ package e2e
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -43,7 +45,7 @@ func TestImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range sortedKeys(imgs) {
+	for _, name := range slices.Sorted(maps.Keys(imgs)) {
 		t.Logf("%s: %s", name, imgs[name].Disk)
 	}
 }

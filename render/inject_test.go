@@ -5,8 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -222,15 +222,6 @@ func planFiles(pl *plan.Plan) map[string]string {
 	return files
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 func countPrefix(content, prefix string) int {
 	n := 0
 	for _, l := range strings.Split(content, "\n") {
@@ -263,7 +254,7 @@ func checkStructure(t *testing.T, p *config.Profile, m *config.Machine, res, bas
 		t.Fatalf("user-data does not parse: %v", err)
 	}
 	wantTop := []string{"apt", "bootcmd", "disable_root", "package_update", "package_upgrade", "packages", "runcmd", "ssh_genkeytypes", "ssh_pwauth", "users", "write_files"}
-	if got := sortedKeys(ud); !slices.Equal(got, wantTop) {
+	if got := slices.Sorted(maps.Keys(ud)); !slices.Equal(got, wantTop) {
 		t.Errorf("top-level keys %v, want %v", got, wantTop)
 	}
 	if !strings.HasPrefix(string(res.UserData), "#cloud-config\n") || countPrefixCol0(string(res.UserData), "#") != 2 {
@@ -278,7 +269,7 @@ func checkStructure(t *testing.T, p *config.Profile, m *config.Machine, res, bas
 		t.Fatalf("users: %v", ud["users"])
 	}
 	u, _ := users[0].(map[string]any)
-	if got := sortedKeys(u); !slices.Equal(got, []string{"groups", "lock_passwd", "name", "shell", "ssh_authorized_keys", "sudo"}) {
+	if got := slices.Sorted(maps.Keys(u)); !slices.Equal(got, []string{"groups", "lock_passwd", "name", "shell", "ssh_authorized_keys", "sudo"}) {
 		t.Errorf("users[0] keys %v", got)
 	}
 	if u["name"] != m.AdminUser || u["shell"] != p.Admin.Shell || u["sudo"] != "ALL=(ALL) NOPASSWD:ALL" || u["lock_passwd"] != true {
@@ -322,7 +313,7 @@ func checkStructure(t *testing.T, p *config.Profile, m *config.Machine, res, bas
 		t.Fatalf("write_files %v", ud["write_files"])
 	}
 	w, _ := wf[0].(map[string]any)
-	if got := sortedKeys(w); !slices.Equal(got, []string{"content", "owner", "path", "permissions"}) {
+	if got := slices.Sorted(maps.Keys(w)); !slices.Equal(got, []string{"content", "owner", "path", "permissions"}) {
 		t.Errorf("write_files[0] keys %v", got)
 	}
 	if w["path"] != "/etc/apt/keyrings/hardbake-mirror.asc" || w["content"] != strings.TrimSpace(p.Updates.Mirror.Key)+"\n" {
@@ -330,7 +321,7 @@ func checkStructure(t *testing.T, p *config.Profile, m *config.Machine, res, bas
 	}
 
 	apt, _ := ud["apt"].(map[string]any)
-	if got := sortedKeys(apt); !slices.Equal(got, []string{"preserve_sources_list", "sources_list"}) {
+	if got := slices.Sorted(maps.Keys(apt)); !slices.Equal(got, []string{"preserve_sources_list", "sources_list"}) {
 		t.Errorf("apt keys %v", got)
 	}
 	list, _ := apt["sources_list"].(string)
@@ -350,13 +341,13 @@ func checkStructure(t *testing.T, p *config.Profile, m *config.Machine, res, bas
 	if err := yaml.Unmarshal(res.MetaData, &md); err != nil {
 		t.Fatalf("meta-data: %v", err)
 	}
-	if got := sortedKeys(md); !slices.Equal(got, []string{"instance-id", "local-hostname"}) || md["local-hostname"] != m.Hostname || md["instance-id"] != m.InstanceID {
+	if got := slices.Sorted(maps.Keys(md)); !slices.Equal(got, []string{"instance-id", "local-hostname"}) || md["local-hostname"] != m.Hostname || md["instance-id"] != m.InstanceID {
 		t.Errorf("meta-data %v", md)
 	}
 
 	// Every file has the benign render's lines and directives.
 	files, baseFiles := planFiles(res.Plan), planFiles(base.Plan)
-	if got := sortedKeys(files); !slices.Equal(got, wantFiles) {
+	if got := slices.Sorted(maps.Keys(files)); !slices.Equal(got, wantFiles) {
 		t.Errorf("plan files %v", got)
 	}
 	for path, content := range files {
