@@ -29,7 +29,8 @@ agent:
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
-	$(GO) vet ./...
+	$(GO) mod tidy -diff >/dev/null || { $(GO) mod tidy -diff; echo "go.mod/go.sum not tidy: run go mod tidy"; exit 1; }
+	$(GO) vet -tags e2e ./...
 
 unit:
 	HARDBAKE_REQUIRE_TOOLS=$${CI:+1} $(GO) test -race -count=1 ./...

@@ -291,10 +291,9 @@ type guest struct {
 var comparedPair = map[string]bool{"bookworm": true, "reference": true}
 
 var (
-	agentFinalRe  = regexp.MustCompile(`hardbake: (hardened|partial|FAILED)`)
-	agentEarlyRe  = regexp.MustCompile(`hardbake: (early stage done|FAILED)`)
-	cloudFinishRe = regexp.MustCompile(`Cloud-init v\. \S+ finished`)
-	kernelRe      = regexp.MustCompile(`Linux version`)
+	agentFinalRe = regexp.MustCompile(`hardbake: (hardened|partial|FAILED)`)
+	agentEarlyRe = regexp.MustCompile(`hardbake: (early stage done|FAILED)`)
+	kernelRe     = regexp.MustCompile(`Linux version`)
 )
 
 // waitBoot waits for the kernel, the agent's last console line (unless
@@ -651,7 +650,7 @@ func (g *guest) full(ctx context.Context) {
 		g.res.check("report host key matches the key SSH saw", hostKeyMatches(rep, g.hostKey))
 		g.res.check("host keys are only those sshd serves (ed25519, rsa)", hostKeyTypes(rep, "ssh-ed25519", "ssh-rsa"))
 	}
-	g.res.Timings = computeTimings(g.vm, journal, rep, g.port, false)
+	g.res.Timings = computeTimings(g.vm.Start, g.vm.Lines(), journal, rep, g.port, false)
 	g.firewallChecks("")
 	g.res.check("ssh-audit: no [fail], no unexpected [warn]", g.sshAudit(ctx))
 	g.res.check("fail2ban active", g.fail2banActive())
@@ -702,7 +701,7 @@ func (g *guest) reference(ctx context.Context) {
 	}
 	journal := g.collect("")
 	g.res.check("port 22 gives no SSH banner", g.noSSHOn22())
-	g.res.Timings = computeTimings(g.vm, journal, nil, g.port, true)
+	g.res.Timings = computeTimings(g.vm.Start, g.vm.Lines(), journal, nil, g.port, true)
 	g.firewallChecks("")
 	g.res.check("fail2ban active", g.fail2banActive())
 }
@@ -776,7 +775,7 @@ func (g *guest) faultMirror(ctx context.Context) {
 		g.res.check("report says partial", boolErr(rep.Result == plan.ResultPartial, "result="+rep.Result+" "+failedSteps(rep)))
 		g.res.check("report: firewall loaded", boolErr(rep.Firewall.Backend != "" && rep.Firewall.InputPolicy != "", fmt.Sprintf("firewall=%+v", rep.Firewall)))
 	}
-	g.res.Timings = computeTimings(g.vm, journal, rep, g.port, false)
+	g.res.Timings = computeTimings(g.vm.Start, g.vm.Lines(), journal, rep, g.port, false)
 	g.firewallChecks("")
 	g.res.check("ssh-audit: no [fail], no unexpected [warn]", g.sshAudit(ctx))
 }

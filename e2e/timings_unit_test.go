@@ -1,5 +1,3 @@
-//go:build e2e
-
 package e2e
 
 import (
@@ -13,7 +11,7 @@ import (
 // console line puts the kernel's clock zero 2 s after QEMU started.
 func TestComputeTimingsFail2ban(t *testing.T) {
 	start := time.Now()
-	v := &vm{Start: start, lines: []consoleLine{{Text: "[    0.500000] Linux version 6.1", At: start.Add(2500 * time.Millisecond)}}}
+	lines := []consoleLine{{Text: "[    0.500000] Linux version 6.1", At: start.Add(2500 * time.Millisecond)}}
 	journal := `[   40.100000] host systemd[1]: Started ssh.service - OpenBSD Secure Shell server.
 [   40.200000] host sshd[400]: Server listening on 0.0.0.0 port 50022.
 [   77.000000] host systemd[1]: Started fail2ban.service - Fail2Ban Service.
@@ -48,7 +46,7 @@ func TestComputeTimingsFail2ban(t *testing.T) {
 			"[  118.000000] host e2e-reference[3]: fail2ban active\n", 117, 120, 110},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tm := computeTimings(v, tc.journal, tc.rep, 50022, tc.reference)
+			tm := computeTimings(start, lines, tc.journal, tc.rep, 50022, tc.reference)
 			if tm.KernelUp != 2 || tm.Fail2banActive != tc.wantF2B || tm.FullyHardened != tc.wantFull || tm.SSHAndFirewall != tc.wantSSHAnd {
 				t.Errorf("kernel up %v, fail2ban active %v (want %v), fully hardened %v (want %v), SSH+firewall %v (want %v)",
 					tm.KernelUp, tm.Fail2banActive, tc.wantF2B, tm.FullyHardened, tc.wantFull, tm.SSHAndFirewall, tc.wantSSHAnd)

@@ -39,11 +39,6 @@ type vmConfig struct {
 }
 
 // consoleLine is one serial console line with its arrival time on the host.
-type consoleLine struct {
-	At   time.Time
-	Text string
-}
-
 // vm is a running QEMU guest. Stop it with Stop (registered as cleanup).
 type vm struct {
 	cfg     vmConfig
