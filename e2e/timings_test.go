@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"hardbake.dev/hardbake/plan"
 )
 
 // writeResults writes results.json in the run directory and, for a run of
