@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
 )
 
 // writeResults writes results.json in the run directory and, for a run of
