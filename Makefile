@@ -8,7 +8,7 @@ FUZZTIME  ?= 5s
 # Re-run .ci/deps whenever it changes.
 DEPS_STAMP := .cache/deps-$(shell sha256sum .ci/deps | cut -c1-16)
 
-.PHONY: all build cli agent test unit fuzz vet demo bench e2e deps clean
+.PHONY: all build cli agent test unit fuzz vet demo bench e2e deps clean deb deb-test
 
 all: build
 
@@ -49,5 +49,13 @@ bench: deps build
 e2e: deps build
 	$(GO) test -tags e2e -count=1 -timeout 80m -v ./e2e  # one package, so progress streams
 
+# hardbake_VERSION_ARCH.deb in the repository root (debhelper).
+deb: deps
+	bash scripts/deb.sh
+
+# Build the package, lintian, install into a fresh Debian 12 root, remove.
+deb-test: deps
+	bash scripts/deb-test.sh
+
 clean:
-	rm -rf $(BIN) out .cache
+	rm -rf $(BIN) out .cache hardbake_*.deb
