@@ -113,7 +113,7 @@ const BackupOVHVPS = "ovh-vps"
 type BackupPolicy struct {
 	Provider string `yaml:"provider" json:"provider" doc:"Where the backups live: ovh-vps (OVHcloud VPS automated backup and snapshot)." required:"true" enum:"ovh-vps"`
 	// Automated is a pointer so an absent key takes the default.
-	Automated *bool `yaml:"automated" json:"automated,omitempty" doc:"Keep the provider's daily automated backup on (on OVHcloud a paid option that must be subscribed; hardbake checks it and sets its time)." default:"true"`
+	Automated *bool  `yaml:"automated" json:"automated,omitempty" doc:"Keep the provider's daily automated backup on (on OVHcloud a paid option that must be subscribed; hardbake checks it and sets its time)." default:"true"`
 	Time      string `yaml:"time" json:"time,omitempty" doc:"Daily time of the automated backup, HH:MM (24 h, the provider's time zone)." default:"03:00"`
 	// SnapshotWhenHardened: the snapshot is the known-good recovery point of
 	// the freshly hardened machine, so it is taken only after the agent
@@ -135,7 +135,9 @@ func (b *BackupPolicy) BackupTime() string {
 }
 
 // SnapshotOn reports whether a snapshot follows the hardened report.
-func (b *BackupPolicy) SnapshotOn() bool { return b.SnapshotWhenHardened == nil || *b.SnapshotWhenHardened }
+func (b *BackupPolicy) SnapshotOn() bool {
+	return b.SnapshotWhenHardened == nil || *b.SnapshotWhenHardened
+}
 
 // Validate checks the section found at path (e.g. "backup").
 func (b *BackupPolicy) Validate(path string) []Issue {
