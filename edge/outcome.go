@@ -88,4 +88,3 @@ func (e *redactedError) Error() string { return e.msg }
 
 // Unwrap lets errors.Is/As see the cause; its text is never shown.
 func (e *redactedError) Unwrap() error { return e.err }
-

@@ -353,7 +353,6 @@ func TestBackup(t *testing.T) {
 	lc.check(t)
 }
 
-
 func jsonOf(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)

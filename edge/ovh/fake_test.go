@@ -33,7 +33,7 @@ type fakeOVH struct {
 	mu        sync.Mutex
 	firewalls map[string]*fakeFW // by ipOnFirewall
 	timeCalls int
-	badSig    []string // requests whose signature did not verify
+	badSig    []string    // requests whose signature did not verify
 	creates   map[int]int // successful POSTs per rule sequence
 	mutations int         // POST, PUT, DELETE that changed state
 	failPOST  map[int]int // rule sequence -> POSTs still to fail with 500
