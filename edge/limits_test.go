@@ -262,3 +262,23 @@ func TestPlanMismatch(t *testing.T) {
 		t.Fatal("a plan of another profile was accepted")
 	}
 }
+
+// TestHostFirewallOff: with firewall.enabled false the plan has no firewall;
+// the edge still allows only SSH and the services, and says so.
+func TestHostFirewallOff(t *testing.T) {
+	p := profileYAML(t, "off.yaml", "apiVersion: hardbake.dev/v1\nkind: Profile\nmetadata: {name: off}\nssh: {port: 2222}\nfirewall:\n  enabled: false\n  services: [{port: 443}]\n")
+	c := minimalOrder(t, p, "")
+	if c.res.Plan.Firewall != nil {
+		t.Fatal("plan has a firewall")
+	}
+	in := c.input(t)
+	if !in.HostFirewallOff || in.SSHPort != 2222 || len(in.Services) != 1 {
+		t.Fatalf("input %+v", in)
+	}
+	for _, provider := range edge.Providers() {
+		doc := mustBuild(t, provider, in, nil, nil, edge.Options{})
+		if len(doc.Warnings) == 0 || !strings.Contains(doc.Warnings[0], "firewall.enabled is false") {
+			t.Errorf("%s: warnings %q", provider, doc.Warnings)
+		}
+	}
+}
