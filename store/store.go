@@ -75,6 +75,7 @@ type Store struct {
 	closed    atomic.Bool
 	startKind StartKind
 	clusterID string
+	dir       string
 	rawReady  atomic.Bool // bench_raw table created
 }
 
@@ -148,6 +149,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		now:       cfg.Now,
 		writeSem:  make(chan struct{}, 1),
 		startKind: kind,
+		dir:       cfg.Dir,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -189,6 +191,9 @@ func (s *Store) StartKind() StartKind { return s.startKind }
 // ClusterID is a random identifier chosen once when the cluster's database
 // was created; every node of one cluster reports the same one.
 func (s *Store) ClusterID() string { return s.clusterID }
+
+// Dir is the node's data directory.
+func (s *Store) Dir() string { return s.dir }
 
 // NodeID is this node's dqlite ID.
 func (s *Store) NodeID() uint64 { return s.app.ID() }
@@ -233,12 +238,15 @@ func (s *Store) Close(ctx context.Context) error {
 	return errors.Join(herr, dberr, aerr)
 }
 
-// Role reports this node's role in the cluster and who leads it.
+// Role reports this node's role in the cluster and who leads it, as the
+// leader sees it. It fails when no leader can be reached.
 func (s *Store) Role(ctx context.Context) (Role, error) {
 	r := Role{ID: s.app.ID(), Address: s.app.Address()}
-	cli, err := s.app.Client(ctx)
+	// Ask the leader: a node that is not a voter does not hold the
+	// current membership itself.
+	cli, err := s.app.Leader(ctx)
 	if err != nil {
-		return r, fmt.Errorf("connect to local node: %w", err)
+		return r, fmt.Errorf("find leader: %w", err)
 	}
 	defer cli.Close()
 	nodes, err := cli.Cluster(ctx)
