@@ -55,19 +55,19 @@ func BenchmarkCreateOrder(b *testing.B) {
 
 // TestStoreVsRaw runs both sides with Measure on one node and logs them
 // side by side (go test -v -run StoreVsRaw). It is a smoke test of the
-// helper path the API benchmark reuses: bounded to 300 operations or 5 s
+// helper path the API benchmark reuses: bounded to 200 operations or 3 s
 // a side, and it only fails if an operation fails, never on speed.
 func TestStoreVsRaw(t *testing.T) {
 	s, p := benchStore(t)
 	ctx := ctxT(t)
 	payload := make([]byte, orderSize(newOrder(p, "size", "h")))
-	raw, err := Measure(ctx, 300, 5*time.Second, func(ctx context.Context, i int) error {
+	raw, err := Measure(ctx, 200, 3*time.Second, func(ctx context.Context, i int) error {
 		return s.RawInsert(ctx, payload)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	orders, err := Measure(ctx, 300, 5*time.Second, func(ctx context.Context, i int) error {
+	orders, err := Measure(ctx, 200, 3*time.Second, func(ctx context.Context, i int) error {
 		_, err := s.CreateOrder(ctx, newOrder(p, fmt.Sprintf("m-%d", i), "h"))
 		return err
 	})

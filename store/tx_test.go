@@ -162,3 +162,63 @@ func TestTxRetry(t *testing.T) {
 		}
 	})
 }
+
+// TestTxRetryRealLock makes dqlite itself refuse a write: another
+// connection holds a write transaction open, so the store's transaction
+// gets the driver's real "database is locked" error, which must be
+// classified as transient and retried until the holder commits.
+func TestTxRetryRealLock(t *testing.T) {
+	s := openStore(t, Config{})
+	ctx := ctxT(t)
+	holder, err := s.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if _, err := holder.ExecContext(ctx, `BEGIN`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('holder', 'x')`); err != nil {
+		t.Fatal(err)
+	}
+	// First show the raw error the driver returns, and that it is one the
+	// store retries.
+	var raw error
+	func() {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			raw = err
+			return
+		}
+		defer tx.Rollback()
+		_, raw = tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('probe', 'x')`)
+		if raw == nil {
+			raw = tx.Commit()
+		}
+	}()
+	if raw == nil || !retryable(raw) {
+		t.Fatalf("second writer beside an open write transaction: err = %v (%T), want a retryable error", raw, raw)
+	}
+	t.Logf("dqlite's error for a concurrent writer: %v (%#v)", raw, raw)
+
+	go func() {
+		time.Sleep(150 * time.Millisecond)
+		holder.ExecContext(ctx, `COMMIT`)
+	}()
+	calls := 0
+	start := time.Now()
+	err = s.tx(ctx, writeTx, func(tx *sql.Tx) error {
+		calls++
+		_, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('waiter', 'x')`)
+		return err
+	})
+	if err != nil || calls < 2 {
+		t.Fatalf("err = %v after %d calls in %v, want success after retries", err, calls, time.Since(start))
+	}
+	var n int
+	if err := s.tx(ctx, readTx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM meta WHERE key IN ('holder', 'waiter')`).Scan(&n)
+	}); err != nil || n != 2 {
+		t.Fatalf("rows %d %v, want both writers' rows", n, err)
+	}
+}
