@@ -132,6 +132,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.NetworkLatency > 0 {
 		opts = append(opts, app.WithNetworkLatency(cfg.NetworkLatency))
 	}
+	if kind == StartRestart && len(cfg.Join) > 0 {
+		log.Info("data directory holds a node: join addresses ignored, it restarts in its recorded cluster", "dir", cfg.Dir)
+	}
 	if kind == StartBootstrap {
 		// Loud on purpose: bootstrapping where a join was meant is the
 		// one mistake that splits a provider's data in two.
@@ -206,7 +209,9 @@ func (s *Store) Address() string { return s.app.Address() }
 // does not retry its last step), then closes the database and the node.
 // The node stays a cluster member; leaving for good is a removal from a
 // node that stays. Close always releases the node, also when the handover
-// failed, and then reports that failure.
+// failed, and then reports that failure. Give ctx a deadline (a few
+// seconds): it is the only bound on the handover retries. Closing twice is
+// a no-op.
 func (s *Store) Close(ctx context.Context) error {
 	if s.closed.Swap(true) {
 		return nil
