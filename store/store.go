@@ -76,6 +76,9 @@ type Store struct {
 	startKind StartKind
 	clusterID string
 	dir       string
+	// commitErr, when set (tests only), is called after each successful
+	// commit; an error it returns is reported as that commit's outcome.
+	commitErr func() error
 	rawReady  atomic.Bool // bench_raw table created
 }
 

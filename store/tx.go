@@ -168,5 +168,12 @@ func (s *Store) txOnce(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	if s.commitErr != nil {
+		// Tests: a commit that went through but reported an error, as
+		// one cut off by a leader change can.
+		if err := s.commitErr(); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+	}
 	return nil
 }

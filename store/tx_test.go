@@ -222,3 +222,89 @@ func TestTxRetryRealLock(t *testing.T) {
 		t.Fatalf("rows %d %v, want both writers' rows", n, err)
 	}
 }
+
+// TestAmbiguousCommit: a commit that went through but reported a
+// transient error (a leader change can cut the answer off) is retried by
+// the helper; every write method must then recognise its own write and
+// answer as if the first commit had been acknowledged, with nothing
+// written twice.
+func TestAmbiguousCommit(t *testing.T) {
+	c := newClock()
+	s := openStore(t, Config{Now: c.Now})
+	ctx := ctxT(t)
+	var failNext bool
+	var failures int
+	s.commitErr = func() error {
+		if failNext {
+			failNext = false
+			failures++
+			return driver.ErrBadConn
+		}
+		return nil
+	}
+	ambiguous := func(t *testing.T) {
+		t.Helper()
+		if failures != 1 {
+			t.Fatalf("%d ambiguous commits, want 1", failures)
+		}
+		failures = 0
+	}
+
+	failNext = true
+	p, created, err := s.PutProfile(ctx, "web", "application/yaml", []byte("a: 1\n"))
+	if err != nil || !created || p.Revision != 1 {
+		t.Fatalf("PutProfile: %+v %v %v", p, created, err)
+	}
+	ambiguous(t)
+	if list, _ := s.ListProfiles(ctx); len(list) != 1 || list[0].LatestRevision != 1 {
+		t.Fatalf("profiles: %+v", list)
+	}
+
+	failNext = true
+	n := newOrder(p, "amb", "h")
+	r, err := s.CreateOrder(ctx, n)
+	if err != nil || r.Existed || r.Order.ID != n.ID {
+		t.Fatalf("CreateOrder: %+v %v", r, err)
+	}
+	ambiguous(t)
+	// A client retry is still recognised as one.
+	if r, err := s.CreateOrder(ctx, newOrder(p, "amb", "h")); err != nil || !r.Existed || r.Order.ID != n.ID {
+		t.Fatalf("client retry: %+v %v", r, err)
+	}
+
+	failNext = true
+	if first, err := s.MarkFetched(ctx, n.ID); err != nil || !first {
+		t.Fatalf("MarkFetched: %v %v", first, err)
+	}
+	ambiguous(t)
+
+	failNext = true
+	if o, err := s.RecordReport(ctx, report(n.ID, StatusHardened, "n")); err != nil || o.Status != StatusHardened {
+		t.Fatalf("RecordReport: %+v %v", o, err)
+	}
+	ambiguous(t)
+	// A real replay is still one.
+	if _, err := s.RecordReport(ctx, report(n.ID, StatusHardened, "n")); !errors.Is(err, ErrReplay) {
+		t.Fatalf("replay: %v", err)
+	}
+
+	mustCreate(t, s, newOrder(p, "late-1", "h"))
+	mustCreate(t, s, newOrder(p, "late-2", "h"))
+	c.Add(time.Hour)
+	failNext = true
+	if n, err := s.TimeOutOrders(ctx, c.Now()); err != nil || n != 2 {
+		t.Fatalf("TimeOutOrders: %d %v, want 2", n, err)
+	}
+	ambiguous(t)
+
+	failNext = true
+	if o, err := s.CancelOrder(ctx, n.ID); err != nil || o.RevokedAt.IsZero() || o.Status != StatusHardened {
+		t.Fatalf("CancelOrder: %+v %v", o, err)
+	}
+	ambiguous(t)
+
+	counts, err := s.CountByStatus(ctx)
+	if err != nil || counts[StatusHardened] != 1 || counts[StatusTimedOut] != 2 || counts[StatusCreated] != 0 {
+		t.Fatalf("counts %v %v", counts, err)
+	}
+}
