@@ -8,6 +8,9 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"syscall"
 	"time"
 
 	dqlite "github.com/canonical/go-dqlite/driver"
@@ -88,6 +91,20 @@ func retryable(err error) bool {
 	}
 	// No leader found (election in progress).
 	if errors.Is(err, dqlite.ErrNoAvailableLeader) {
+		return true
+	}
+	// The connection to the leader broke mid-call. The driver maps only
+	// some of these to ErrBadConn: when the leader goes away during a
+	// statement it returns the protocol's wrapped io.EOF as it is
+	// ("call exec-sql (budget 0s): receive: header: EOF"; seen in
+	// TestLeaderLoss).
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
 		return true
 	}
 	var de dqlite.Error

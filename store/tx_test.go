@@ -8,6 +8,9 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +36,12 @@ func TestRetryable(t *testing.T) {
 		{"not leader (legacy)", dqlite.Error{Code: ioErrNotLeaderLegacy}, true},
 		{"leadership lost (legacy)", dqlite.Error{Code: ioErrLeadershipLostLegacy}, true},
 		{"wrapped busy", fmt.Errorf("insert: %w", dqlite.Error{Code: dqlite.ErrBusy}), true},
+		{"connection lost mid-call", fmt.Errorf("call exec-sql (budget 0s): receive: header: %w", io.EOF), true},
+		{"unexpected EOF", io.ErrUnexpectedEOF, true},
+		{"connection reset", &net.OpError{Op: "read", Err: syscall.ECONNRESET}, true},
+		{"connection refused", fmt.Errorf("dial: %w", syscall.ECONNREFUSED), true},
+		{"broken pipe", syscall.EPIPE, true},
+		{"closed connection", net.ErrClosed, true},
 		{"other I/O error", dqlite.Error{Code: sqliteIOErr}, false},
 		{"constraint", dqlite.Error{Code: 19, Message: "UNIQUE constraint failed"}, false},
 		{"syntax", dqlite.Error{Code: 1, Message: "syntax error"}, false},
