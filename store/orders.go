@@ -440,9 +440,9 @@ WHERE status IN ('created', 'fetched') AND COALESCE(fetched_at, created_at) < ?`
 // CountByStatus returns the number of orders in each status; every status
 // is present, 0 included.
 func (s *Store) CountByStatus(ctx context.Context) (map[Status]int64, error) {
-	counts := make(map[Status]int64, len(Statuses))
+	counts := make(map[Status]int64, len(Statuses()))
 	err := s.tx(ctx, readTx, func(tx *sql.Tx) error {
-		for _, st := range Statuses {
+		for _, st := range Statuses() {
 			counts[st] = 0
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT status, COUNT(*) FROM orders GROUP BY status`)

@@ -51,7 +51,7 @@ type Config struct {
 	// Logger receives dqlite's and the store's messages (nil: discard).
 	Logger *slog.Logger
 	// Retry bounds the retries of a transaction; zero fields take the
-	// DefaultRetry values.
+	// DefaultRetry() values.
 	Retry RetryPolicy
 	// Now is the clock for created/fetched/reported times (nil: time.Now).
 	Now func() time.Time

@@ -25,28 +25,32 @@ type RetryPolicy struct {
 	MaxDelay    time.Duration // cap of one delay (before jitter)
 }
 
-// DefaultRetry covers a leader election with dqlite's default timing
-// (writes resume about 5 s after the leader dies) with room to spare, while
-// a lone busy database is retried within milliseconds.
-var DefaultRetry = RetryPolicy{
-	MaxAttempts: 40,
-	MaxElapsed:  15 * time.Second,
-	BaseDelay:   5 * time.Millisecond,
-	MaxDelay:    500 * time.Millisecond,
+// DefaultRetry is the policy Open uses for zero fields. It covers a leader
+// election with dqlite's default timing (writes resume about 5 s after the
+// leader dies) with room to spare, while a lone busy database is retried
+// within milliseconds.
+func DefaultRetry() RetryPolicy {
+	return RetryPolicy{
+		MaxAttempts: 40,
+		MaxElapsed:  15 * time.Second,
+		BaseDelay:   5 * time.Millisecond,
+		MaxDelay:    500 * time.Millisecond,
+	}
 }
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
+	defaultRetry := DefaultRetry()
 	if p.MaxAttempts <= 0 {
-		p.MaxAttempts = DefaultRetry.MaxAttempts
+		p.MaxAttempts = defaultRetry.MaxAttempts
 	}
 	if p.MaxElapsed <= 0 {
-		p.MaxElapsed = DefaultRetry.MaxElapsed
+		p.MaxElapsed = defaultRetry.MaxElapsed
 	}
 	if p.BaseDelay <= 0 {
-		p.BaseDelay = DefaultRetry.BaseDelay
+		p.BaseDelay = defaultRetry.BaseDelay
 	}
 	if p.MaxDelay <= 0 {
-		p.MaxDelay = DefaultRetry.MaxDelay
+		p.MaxDelay = defaultRetry.MaxDelay
 	}
 	return p
 }

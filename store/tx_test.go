@@ -69,7 +69,7 @@ func TestRetryPolicyDelay(t *testing.T) {
 			}
 		}
 	}
-	if got := (RetryPolicy{}).withDefaults(); got != DefaultRetry {
+	if got := (RetryPolicy{}).withDefaults(); got != DefaultRetry() {
 		t.Fatalf("defaults: %+v", got)
 	}
 }
