@@ -439,7 +439,7 @@ func TestReportContent(t *testing.T) {
 			t.Errorf("uptime %v", s.Uptime)
 		}
 	}
-	if got := strings.Join(names, " "); got != "early/firewall=applied early/ssh=applied early/root-password=applied early/sysctl=applied early/fail2ban-config=applied early/updates-config=applied late/firewall=unchanged late/ssh-verify=applied late/admin-user=applied late/fail2ban=applied late/unattended-upgrades=applied" {
+	if got := strings.Join(names, " "); got != "early/firewall=applied early/ssh=applied early/sysctl=applied early/fail2ban-config=applied early/updates-config=applied late/firewall=unchanged late/ssh-verify=applied late/admin-user=applied late/root-password=applied late/fail2ban=applied late/unattended-upgrades=applied" {
 		t.Errorf("steps %s", got)
 	}
 	if !strings.HasPrefix(m.read("/etc/shadow"), "root:!") {

@@ -9,28 +9,24 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"hardbake.dev/hardbake/internal/testtool"
 	"hardbake.dev/hardbake/plan"
 )
 
-// needTool skips when a real tool is missing, unless HARDBAKE_REQUIRE_TOOLS=1.
+// needTool skips when a real tool is missing or the test does not run as
+// root, unless HARDBAKE_REQUIRE_TOOLS=1, where it fails.
 func needTool(t *testing.T, names ...string) {
 	t.Helper()
 	for _, n := range names {
 		if _, err := (ExecRunner{}).LookPath(n); err != nil {
-			if os.Getenv("HARDBAKE_REQUIRE_TOOLS") == "1" {
-				t.Fatalf("%s is required: %v", n, err)
-			}
-			t.Skipf("%s not installed", n)
+			testtool.SkipOrFail(t, "%s not installed: %v", n, err)
 		}
 	}
-	if os.Geteuid() != 0 {
-		if os.Getenv("HARDBAKE_REQUIRE_TOOLS") == "1" {
-			t.Fatal("real-tool tests need root")
-		}
-		t.Skip("needs root")
-	}
+	testtool.RequireRoot(t)
 }
 
 func TestExecRunner(t *testing.T) {
@@ -49,6 +45,60 @@ func TestExecRunner(t *testing.T) {
 	}
 }
 
+// A child that leaves a descendant holding its stdout open must not hold
+// the agent (and cloud-init) until the descendant exits.
+func TestExecRunnerDescendantHoldsStdout(t *testing.T) {
+	start := time.Now()
+	out, err := (ExecRunner{}).Run("sh", "-c", "sleep 60 & echo hi")
+	if err != nil || string(out) != "hi\n" {
+		t.Fatalf("%q %v", out, err)
+	}
+	if d := time.Since(start); d > cmdWaitDelay+5*time.Second {
+		t.Fatalf("Run took %v with a descendant holding stdout (WaitDelay %v)", d, cmdWaitDelay)
+	}
+	// The same with a failing command: the exit status still counts.
+	_, err = (ExecRunner{WaitDelay: 100 * time.Millisecond}).Run("sh", "-c", "sleep 60 & echo bad >&2; exit 4")
+	var ee *ExitError
+	if !asExit(err, &ee) || ee.Code != 4 {
+		t.Fatalf("%v", err)
+	}
+}
+
+// A command that outlives its timeout is killed with its whole process
+// group, and the error says so.
+func TestExecRunnerTimeoutKillsGroup(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	start := time.Now()
+	_, err := (ExecRunner{Timeout: 300 * time.Millisecond, WaitDelay: 100 * time.Millisecond}).Run(
+		"sh", "-c", "sleep 60 & echo $! > "+pidFile+"; wait")
+	if err == nil || !strings.Contains(err.Error(), "killed after") {
+		t.Fatalf("err %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("took %v", d)
+	}
+	data, _ := os.ReadFile(pidFile)
+	pid, perr := strconv.Atoi(strings.TrimSpace(string(data)))
+	if perr != nil {
+		t.Fatalf("pid file %q", data)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for syscall.Kill(pid, 0) == nil { // reaped by init once killed
+		if time.Now().After(deadline) {
+			t.Fatalf("descendant %d survived the timeout", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Commands read /dev/null, never the agent's stdin (cloud-init's).
+func TestExecRunnerStdin(t *testing.T) {
+	out, err := (ExecRunner{}).Run("sh", "-c", "cat; echo done")
+	if err != nil || string(out) != "done\n" {
+		t.Fatalf("%q %v", out, err)
+	}
+}
+
 func asExit(err error, target **ExitError) bool {
 	e, ok := err.(*ExitError)
 	*target = e
@@ -59,6 +109,7 @@ func asExit(err error, target **ExitError) bool {
 // throwaway key is generated and the privilege separation dir created.
 func TestRealSSHDNoHostKeys(t *testing.T) {
 	needTool(t, "sshd", "ssh-keygen")
+	testtool.SSHDPrivsepDir(t) // the real sshd's, not the one sshdArgs makes under root
 	root := t.TempDir()
 	r := &run{Agent: &Agent{Root: Root{Dir: root}, Runner: ExecRunner{}}}
 	args, err := r.sshdArgs()
@@ -102,7 +153,7 @@ func TestRealNftCheckAndParse(t *testing.T) {
 	rules := filepath.Join(dir, "rules.nft")
 	os.WriteFile(rules, []byte(testPlan().Firewall.Nftables.Content), 0o600)
 	if out, err := exec.Command("nft", "-c", "-f", rules).CombinedOutput(); err != nil {
-		t.Skipf("nft -c unusable here (no netlink permission?): %v %s", err, out)
+		testtool.SkipOrFail(t, "nft -c unusable here (no netlink permission?): %v %s", err, out)
 	}
 	if _, err := (ExecRunner{}).Run("nft", "-c", "-f", rules); err != nil {
 		t.Fatalf("nft -c: %v", err)
@@ -161,7 +212,7 @@ func TestRealIptablesParse(t *testing.T) {
 	needTool(t, "iptables")
 	out, err := (ExecRunner{}).Run("iptables", "-S")
 	if err != nil {
-		t.Skipf("iptables -S unusable here: %v", err)
+		testtool.SkipOrFail(t, "iptables -S unusable here: %v", err)
 	}
 	if policy, _ := ParseIptablesS(string(out)); policy == "" {
 		t.Errorf("no INPUT policy in %q", out)
@@ -232,7 +283,7 @@ func TestRealSHA256Sum(t *testing.T) {
 func TestRealFail2banConfigTest(t *testing.T) {
 	needTool(t, "fail2ban-client")
 	if _, err := os.Stat("/etc/fail2ban/jail.conf"); err != nil {
-		t.Skip("no /etc/fail2ban")
+		testtool.SkipOrFail(t, "fail2ban's stock configuration (/etc/fail2ban) is not installed")
 	}
 	// A copy of the packaged config plus the plan's jail.local, tested the
 	// way the late stage tests it (fail2ban-client -t), without a server.
