@@ -203,3 +203,49 @@ func step(r *plan.Report, stage, name string) *plan.Step {
 	}
 	return nil
 }
+
+// A bare "user" owner gets the user's primary group (chown "user:"), not
+// gid 0; "user:group" both looked up; numeric ids as given.
+func TestLookupOwner(t *testing.T) {
+	m := newFake(t)
+	m.write("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\nalice:x:1001:2002::/home/alice:/bin/bash\nbroken:x:1002\n", 0o644)
+	m.write("/etc/group", "root:x:0:\nstaff:x:50:\nalice:x:2002:\n", 0o644)
+	root := Root{Dir: m.root}
+	for _, tc := range []struct {
+		owner    string
+		uid, gid int
+		err      string
+	}{
+		{"", -1, -1, ""},
+		{"alice", 1001, 2002, ""},
+		{"alice:staff", 1001, 50, ""},
+		{"alice:", 1001, 2002, ""},
+		{"root", 0, 0, ""},
+		{"root:staff", 0, 50, ""},
+		{"1001:50", 1001, 50, ""},
+		{"1001", 0, 0, "a numeric user needs a group"},
+		{"bob", 0, 0, `no entry for "bob"`},
+		{"alice:wheel", 0, 0, `no entry for "wheel"`},
+		{"broken", 0, 0, "malformed entry"},
+	} {
+		uid, gid, err := root.lookupOwner(tc.owner)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: %d:%d %v, want error %q", tc.owner, uid, gid, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || uid != tc.uid || gid != tc.gid {
+			t.Errorf("%q: %d:%d %v, want %d:%d", tc.owner, uid, gid, err, tc.uid, tc.gid)
+		}
+	}
+	if os.Geteuid() == 0 { // the file really gets that group
+		if err := root.WriteAtomic("/srv/x", []byte("x"), 0o640, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := sysStatInfo(filepath.Join(m.root, "/srv/x"))
+		if err != nil || fi.uid != 1001 || fi.gid != 2002 || fi.mode != 0o640 {
+			t.Errorf("%+v %v", fi, err)
+		}
+	}
+}

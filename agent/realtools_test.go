@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -297,5 +298,88 @@ func TestRealFail2banConfigTest(t *testing.T) {
 	}
 	if got := ParseF2BActions("The jail sshd has the following actions:\nnftables-multiport, sendmail"); strings.Join(got, ",") != "nftables-multiport,sendmail" {
 		t.Errorf("actions %q", got)
+	}
+}
+
+// The admin's sudo proof through the real runuser and sudo, with the
+// accounts every Debian machine has: root may (sudo -n true succeeds, and
+// Debian's sudoers grants it "(ALL : ALL) ALL"), nobody may not.
+func TestRealAdminSudo(t *testing.T) {
+	needTool(t, "runuser", "sudo")
+	for _, tc := range []struct {
+		user, rule string
+		ok         bool
+		want       string
+	}{
+		{"root", plan.SudoNopasswd, true, ""},
+		{"root", plan.SudoPassword, true, ""},
+		{"nobody", plan.SudoNopasswd, false, "sudo: a password is required"},
+		{"nobody", plan.SudoPassword, false, "does not grant (ALL) ALL"},
+	} {
+		r := &run{Agent: &Agent{Root: Root{Dir: "/"}, Runner: ExecRunner{}},
+			plan: &plan.Plan{Accounts: plan.Accounts{Admin: tc.user, AdminSudo: tc.rule}}}
+		a := plan.AdminState{User: tc.user}
+		err := r.adminSudo(&a)
+		if tc.ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s %s: %v, want ok=%v %q", tc.user, tc.rule, err, tc.ok, tc.want)
+		}
+		if tc.ok && a.Sudo != tc.rule {
+			t.Errorf("%s %s: proven %q", tc.user, tc.rule, a.Sudo)
+		}
+	}
+}
+
+// The login shell check against the real /etc/shells and shells.
+func TestRealShells(t *testing.T) {
+	r := &run{Agent: &Agent{Root: Root{Dir: "/"}}}
+	if err := r.checkShell("/bin/sh"); err != nil {
+		t.Errorf("/bin/sh: %v", err)
+	}
+	for _, sh := range []string{"/usr/sbin/nologin", "/bin/false", "/etc/passwd", "/nonexistent/sh"} {
+		if err := r.checkShell(sh); err == nil {
+			t.Errorf("%s accepted as a login shell", sh)
+		}
+	}
+}
+
+// WriteAtomic makes the rename durable: strace shows the rename, then an
+// fsync of a descriptor opened on the directory. The test runs itself
+// under strace as a helper process.
+func TestRealWriteAtomicFsyncsDir(t *testing.T) {
+	if dir := os.Getenv("HARDBAKE_WRITEATOMIC_DIR"); dir != "" {
+		if err := (Root{Dir: dir}).WriteAtomic("/sub/file", []byte("new"), 0o644, ""); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	st := testtool.Require(t, "strace")
+	dir := t.TempDir()
+	log := filepath.Join(t.TempDir(), "strace.log")
+	cmd := exec.Command(st, "-f", "-qq", "-e", "trace=openat,rename,renameat,renameat2,fsync", "-o", log,
+		os.Args[0], "-test.run=^TestRealWriteAtomicFsyncsDir$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "HARDBAKE_WRITEATOMIC_DIR="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		if strings.Contains(string(out), "PTRACE") || strings.Contains(string(out), "ptrace") {
+			testtool.SkipOrFail(t, "strace cannot trace here: %s", out)
+		}
+		t.Fatalf("%v\n%s", err, out)
+	}
+	data, _ := os.ReadFile(log)
+	trace := string(data)
+	sub := filepath.Join(dir, "sub")
+	renamed := strings.Index(trace, `, "`+sub+`/file"`)
+	if renamed < 0 {
+		t.Fatalf("no rename onto %s/file in:\n%s", sub, trace)
+	}
+	after := trace[renamed:]
+	open := regexp.MustCompile(`openat\(AT_FDCWD, "` + regexp.QuoteMeta(sub) + `", O_RDONLY\|O_CLOEXEC\|O_DIRECTORY\) = (\d+)`).FindStringSubmatch(after)
+	if open == nil {
+		t.Fatalf("the directory is not opened after the rename:\n%s", after)
+	}
+	if !strings.Contains(after, "fsync("+open[1]+")") {
+		t.Fatalf("no fsync of the directory (fd %s) after the rename:\n%s", open[1], after)
+	}
+	if got, _ := os.ReadFile(filepath.Join(sub, "file")); string(got) != "new" {
+		t.Errorf("content %q", got)
 	}
 }

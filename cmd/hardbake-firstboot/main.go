@@ -71,15 +71,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Banner:  agent.DialBanner,
 		Sleep:   time.Sleep,
 		Out:     stdout,
+		Err:     stderr,
 		Version: version,
 	}
 	// Each command (ExecRunner) and each poll loop is bounded inside the agent.
+	// A run that cannot start still leaves a report and prints the FAILED
+	// line (Agent.Run does both); the error repeats on stderr.
 	code, err := a.Run(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "hardbake-firstboot: %v\n", err)
-		if code == agent.ExitUsage {
-			fmt.Fprintf(stdout, "hardbake: FAILED step=plan: %v\n", err)
-		}
 	}
 	return code
 }
