@@ -2,6 +2,8 @@ package agent
 
 import (
 	"encoding/json"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -10,9 +12,17 @@ import (
 
 // EncodeReport renders r as indented JSON with plan.Report's field names
 // and a trailing newline. plan.Report holds only strings, numbers, bools,
-// slices and string maps, which encoding/json cannot fail to encode.
+// slices and string maps; the one thing encoding/json refuses, a
+// non-finite float, is written as 0 (an uptime the agent could not read).
 func EncodeReport(r *plan.Report) []byte {
-	data, err := json.MarshalIndent(r, "", "  ")
+	c := *r
+	c.Steps = slices.Clone(r.Steps)
+	for i := range c.Steps {
+		if u := c.Steps[i].Uptime; math.IsNaN(u) || math.IsInf(u, 0) {
+			c.Steps[i].Uptime = 0
+		}
+	}
+	data, err := json.MarshalIndent(&c, "", "  ")
 	if err != nil {
 		panic("encode report: " + err.Error())
 	}
@@ -49,7 +59,7 @@ func Summary(r *plan.Report) string {
 		if cause.Status == plan.StatusRolledBack {
 			how = "rolled back"
 		}
-		return "hardbake: FAILED step=" + cause.Name + " (" + how + "): " + cause.Error
+		return "hardbake: FAILED step=" + oneLine(cause.Name) + " (" + how + "): " + oneLine(cause.Error)
 	}
 	var b strings.Builder
 	switch r.Result {
@@ -76,4 +86,27 @@ func Summary(r *plan.Report) string {
 		b.WriteString(" updates=" + r.Updates.State)
 	}
 	return b.String()
+}
+
+// oneLine escapes control characters (newlines, terminal escapes) so that
+// text from tools or input can neither break the console line nor forge
+// a second one.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if isControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool {
+	return r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 || r == 0x2028 || r == 0x2029
 }

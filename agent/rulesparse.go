@@ -3,7 +3,9 @@ package agent
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +23,9 @@ func ParseNftJSON(data []byte) (ruleset, error) {
 	dec.UseNumber()
 	if err := dec.Decode(&top); err != nil {
 		return ruleset{}, fmt.Errorf("nft -j output: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return ruleset{}, fmt.Errorf("nft -j output: trailing data after the JSON document")
 	}
 	items, ok := top["nftables"].([]any)
 	if !ok {
@@ -134,7 +139,9 @@ func nftRule(expr []any) (ports []plan.Port, nfproto, jump string) {
 		return nil, nfproto, jump
 	}
 	for _, n := range nums {
-		ports = append(ports, plan.Port{Port: n, Proto: proto})
+		if validPort(n) {
+			ports = append(ports, plan.Port{Port: n, Proto: proto})
+		}
 	}
 	return ports, nfproto, jump
 }
@@ -159,7 +166,8 @@ func nftNumbers(v any) []int {
 		}
 		if rg, ok := x["range"].([]any); ok && len(rg) == 2 {
 			lo, hi := nftNumbers(rg[0]), nftNumbers(rg[1])
-			if len(lo) == 1 && len(hi) == 1 && hi[0]-lo[0] < 1024 {
+			// Bounds first: hi-lo of arbitrary numbers could overflow.
+			if len(lo) == 1 && len(hi) == 1 && validPort(lo[0]) && validPort(hi[0]) && lo[0] <= hi[0] && hi[0]-lo[0] < 1024 {
 				var out []int
 				for n := lo[0]; n <= hi[0]; n++ {
 					out = append(out, n)
@@ -255,9 +263,15 @@ func iptRule(f []string, ports map[plan.Port]bool, walk func(string)) {
 	switch {
 	case target == "ACCEPT" && proto != "" && nums != nil:
 		for _, n := range nums {
-			ports[plan.Port{Port: n, Proto: proto}] = true
+			if validPort(n) {
+				ports[plan.Port{Port: n, Proto: proto}] = true
+			}
 		}
 	case target != "" && target != "ACCEPT" && target != "DROP" && target != "REJECT" && nums == nil && proto == "":
 		walk(target)
 	}
 }
+
+// validPort: only 1-65535 can be accepted; anything else in tool output
+// (or a parse of something that is not a port) is ignored.
+func validPort(n int) bool { return n >= 1 && n <= 65535 }
