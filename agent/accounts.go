@@ -100,7 +100,78 @@ func (r *run) adminLogin(a *plan.AdminState) error {
 	}
 	n, err := r.checkAuthorizedKeys(home, uid, gid)
 	a.AuthorizedKeys = n
-	return err
+	if err != nil {
+		return err
+	}
+	return r.checkSSHDAdmits(a.User, gid)
+}
+
+// checkSSHDAdmits reads sshd's effective AllowUsers/DenyUsers/AllowGroups/
+// DenyGroups (`sshd -T`) and refuses when they shut the admin out, as sshd
+// would after the key was accepted. Patterns use sshd's * and ?; a
+// USER@HOST entry is judged by its user part (the host is unknown here).
+func (r *run) checkSSHDAdmits(user string, gid int) error {
+	eff, err := r.effectiveSSH()
+	if err != nil {
+		return err
+	}
+	userMatch := func(list []string) (string, bool) {
+		for _, e := range list {
+			u, _, _ := strings.Cut(e, "@")
+			if ok, _ := path.Match(u, user); ok {
+				return e, true
+			}
+		}
+		return "", false
+	}
+	if e, ok := userMatch(eff["denyusers"]); ok {
+		return fmt.Errorf("sshd DenyUsers %s matches the admin", e)
+	}
+	if allow := eff["allowusers"]; len(allow) > 0 {
+		if _, ok := userMatch(allow); !ok {
+			return fmt.Errorf("sshd AllowUsers (%s) does not admit the admin", strings.Join(allow, " "))
+		}
+	}
+	groups := r.Root.groupsOf(user, gid)
+	groupMatch := func(list []string) (string, bool) {
+		for _, e := range list {
+			for _, g := range groups {
+				if ok, _ := path.Match(e, g); ok {
+					return e, true
+				}
+			}
+		}
+		return "", false
+	}
+	if e, ok := groupMatch(eff["denygroups"]); ok {
+		return fmt.Errorf("sshd DenyGroups %s matches a group of the admin (%s)", e, strings.Join(groups, " "))
+	}
+	if allow := eff["allowgroups"]; len(allow) > 0 {
+		if _, ok := groupMatch(allow); !ok {
+			return fmt.Errorf("sshd AllowGroups (%s) admits none of the admin's groups (%s)", strings.Join(allow, " "), strings.Join(groups, " "))
+		}
+	}
+	return nil
+}
+
+// groupsOf names user's primary group (by gid) and every group in
+// /etc/group that lists user as a member.
+func (r Root) groupsOf(user string, gid int) []string {
+	data, err := r.ReadFile("/etc/group")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) < 4 || f[0] == "" {
+			continue
+		}
+		if f[2] == strconv.Itoa(gid) || slices.Contains(strings.Split(f[3], ","), user) {
+			out = append(out, f[0])
+		}
+	}
+	return out
 }
 
 // checkShell: the login shell must be a real, executable shell listed in

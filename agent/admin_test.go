@@ -68,6 +68,17 @@ func TestAdminCheckRefuses(t *testing.T) {
 		{"password expired", false, func(m *fakeMachine, _ *plan.Plan) {
 			m.write("/etc/shadow", "root:$y$hash:19000:0:99999:7:::\nadmin:$y$x:19000:0:30:7:::\n", 0o640)
 		}, "password expired on day 19030"},
+		{"AllowUsers without the admin", false, func(m *fakeMachine, p *plan.Plan) { p.SSH.DropIn.Content += "AllowUsers ops deploy@10.0.0.1\n" },
+			"sshd AllowUsers (ops deploy@10.0.0.1) does not admit the admin"},
+		{"DenyUsers pattern", false, func(m *fakeMachine, p *plan.Plan) { p.SSH.DropIn.Content += "DenyUsers ad*\n" }, "sshd DenyUsers ad* matches the admin"},
+		{"AllowGroups without the admin's groups", false, func(m *fakeMachine, p *plan.Plan) {
+			p.SSH.DropIn.Content += "AllowGroups sshusers\n"
+			m.write("/etc/group", m.read("/etc/group")+"sshusers:x:2000:ops\n", 0o644)
+		}, "sshd AllowGroups (sshusers) admits none of the admin's groups (admin)"},
+		{"DenyGroups on a supplementary group", false, func(m *fakeMachine, p *plan.Plan) {
+			p.SSH.DropIn.Content += "DenyGroups no-ssh\n"
+			m.write("/etc/group", m.read("/etc/group")+"no-ssh:x:2001:ops,admin\n", 0o644)
+		}, "sshd DenyGroups no-ssh matches a group of the admin (admin no-ssh)"},
 		{"locked and sshd without PAM", false, func(m *fakeMachine, _ *plan.Plan) { m.noPAM = true }, "sshd does not use PAM"},
 		{"no sudo rule", false, func(m *fakeMachine, _ *plan.Plan) { m.sudoRule = "" }, `admin user "admin" cannot use sudo: runuser -u admin -- sudo -n true: exit status 1: sudo: a password is required`},
 		{"sudo wants a password, profile says nopasswd", false, func(m *fakeMachine, _ *plan.Plan) { m.sudoRule = "password" }, "sudo: a password is required"},
@@ -143,6 +154,10 @@ func TestAdminCheckAccepts(t *testing.T) {
 		{"options, comments and two keys", func(m *fakeMachine, _ *plan.Plan) {
 			m.writeAdmin("/home/admin/.ssh/authorized_keys", "# keys\nfrom=\"10.0.0.0/8\",no-pty ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBg+o9Zy8Ywss8vOp1YxC9cvjn5YxA3V+3mM4mOlx9c5 a\n\necdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTY= b\n", 0o600)
 		}, plan.SudoNopasswd, 2, "/bin/bash"},
+		{"AllowUsers/AllowGroups admitting the admin", func(m *fakeMachine, p *plan.Plan) {
+			p.SSH.DropIn.Content += "AllowUsers ops admin@192.0.2.*\nAllowGroups sshusers\n"
+			m.write("/etc/group", m.read("/etc/group")+"sshusers:x:2000:ops,admin\n", 0o644)
+		}, plan.SudoNopasswd, 1, "/bin/bash"},
 		{"account expiring in the future", func(m *fakeMachine, _ *plan.Plan) {
 			m.write("/etc/shadow", "root:$y$hash:19000:0:99999:7:::\nadmin:!:19000:0:99999:7::99999:\n", 0o640)
 		}, plan.SudoNopasswd, 1, "/bin/bash"},

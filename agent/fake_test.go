@@ -266,7 +266,7 @@ func (m *fakeMachine) Run(name string, args ...string) ([]byte, error) {
 		}
 		return []byte("port " + m.sshdPort() + "\npermitrootlogin " + m.dropInValue("PermitRootLogin", "without-password") +
 			"\npasswordauthentication " + m.dropInValue("PasswordAuthentication", "yes") + "\nkbdinteractiveauthentication no\nmaxauthtries " +
-			m.dropInValue("MaxAuthTries", "6") + "\nusepam " + map[bool]string{false: "yes", true: "no"}[m.noPAM] + "\n"), nil
+			m.dropInValue("MaxAuthTries", "6") + "\nusepam " + map[bool]string{false: "yes", true: "no"}[m.noPAM] + "\n" + m.dropInLists()), nil
 	case "runuser": // runuser -u USER -- sudo -n true
 		if arg(0) != "-u" || arg(2) != "--" || strings.Join(args[3:], " ") != "sudo -n true" {
 			m.t.Errorf("unexpected %q", line)
@@ -388,6 +388,21 @@ func (m *fakeMachine) dropInValue(key, def string) string {
 		return strings.ToLower(mm[1])
 	}
 	return def
+}
+
+// dropInLists prints the drop-in's AllowUsers/AllowGroups/DenyUsers/
+// DenyGroups as sshd -T does: one "keyword value" line per entry.
+func (m *fakeMachine) dropInLists() string {
+	var b strings.Builder
+	for _, l := range strings.Split(m.read("/etc/ssh/sshd_config.d/10-hardbake.conf"), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 1 && slices.Contains([]string{"allowusers", "allowgroups", "denyusers", "denygroups"}, strings.ToLower(f[0])) {
+			for _, v := range f[1:] {
+				b.WriteString(strings.ToLower(f[0]) + " " + v + "\n")
+			}
+		}
+	}
+	return b.String()
 }
 
 var acceptLine = regexp.MustCompile(`(tcp|udp) dport (\d+) accept`)

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -119,7 +120,7 @@ func TestRealSSHDNoHostKeys(t *testing.T) {
 		t.Fatalf("%q %v", args, err)
 	}
 	cfg := filepath.Join(root, "sshd_config")
-	os.WriteFile(cfg, []byte("Port 50022\nPermitRootLogin no\nPasswordAuthentication no\nMaxAuthTries 3\nHostKey "+strings.TrimPrefix(args[1], "HostKey=")+"\n"), 0o600)
+	os.WriteFile(cfg, []byte("Port 50022\nPermitRootLogin no\nPasswordAuthentication no\nMaxAuthTries 3\nAllowUsers admin ops@10.0.0.1\nAllowGroups sshusers wheel\nHostKey "+strings.TrimPrefix(args[1], "HostKey=")+"\n"), 0o600)
 	if _, err := r.Runner.Run("sshd", "-t", "-f", cfg); err != nil {
 		t.Fatalf("sshd -t: %v", err)
 	}
@@ -130,6 +131,12 @@ func TestRealSSHDNoHostKeys(t *testing.T) {
 	eff := ParseSSHDT(string(out))
 	if err := checkExpect(eff, map[string]string{"port": "50022", "permitrootlogin": "no", "passwordauthentication": "no", "maxauthtries": "3"}); err != nil {
 		t.Error(err)
+	}
+	// The lists checkSSHDAdmits reads, in the shape the real sshd prints.
+	// (UsePAM is not set here: sshd's compiled default is no, Debian's
+	// sshd_config sets yes; checkShadow reads whichever is in effect.)
+	if !slices.Equal(eff["allowusers"], []string{"admin", "ops@10.0.0.1"}) || !slices.Equal(eff["allowgroups"], []string{"sshusers", "wheel"}) {
+		t.Errorf("allowusers %q allowgroups %q", eff["allowusers"], eff["allowgroups"])
 	}
 	os.WriteFile(cfg, []byte("Port 50022\nBogusOption yes\n"), 0o600)
 	// -T validates like -t: applySSH relies on it after installing the drop-in.
