@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"hardbake.dev/hardbake/internal/testtool"
 	"hardbake.dev/hardbake/plan"
 )
 
@@ -14,7 +15,6 @@ import (
 // (root and password login as cloud-init left them, SSH on its old port,
 // the firewall following): a machine is never left with no way in.
 func TestAdminCheckRefuses(t *testing.T) {
-	asRoot := os.Geteuid() == 0
 	for _, tc := range []struct {
 		name     string
 		rootOnly bool // needs chown
@@ -89,8 +89,8 @@ func TestAdminCheckRefuses(t *testing.T) {
 		{"sudo not installed", false, func(m *fakeMachine, _ *plan.Plan) { m.tools["sudo"] = false }, "sudo is not installed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.rootOnly && !asRoot {
-				t.Skip("needs root to chown the fake machine's files")
+			if tc.rootOnly {
+				testtool.RequireRoot(t) // to chown the fake machine's files
 			}
 			m := newFake(t)
 			p := testPlan()

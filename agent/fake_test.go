@@ -102,6 +102,7 @@ func (m *fakeMachine) write(p, content string, mode os.FileMode) {
 	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 		m.t.Fatal(err)
 	}
+	os.Remove(full) // a read-only file (boot_id is 0444) is replaced, also without root
 	if err := os.WriteFile(full, []byte(content), mode); err != nil {
 		m.t.Fatal(err)
 	}
