@@ -34,8 +34,12 @@ type Agent struct {
 	// Banner reads the SSH identification line on 127.0.0.1:port (DialBanner).
 	Banner func(port int, timeout time.Duration) (string, error)
 	// Sleep waits between polls (time.Sleep; a no-op in tests).
-	Sleep   func(time.Duration)
-	Out     io.Writer // the one summary line (and check's JSON)
+	Sleep func(time.Duration)
+	// Out gets the one summary line for the console; for check, only the
+	// report JSON (the summary goes to Err there, so stdout stays JSON).
+	Out io.Writer
+	// Err gets check's summary line (io.Discard when nil).
+	Err     io.Writer
 	Version string
 
 	// Wait bounds each poll loop (banner, fail2ban ping). 30 s when zero.
@@ -69,27 +73,32 @@ type run struct {
 	throwawayKey string
 }
 
-// Run executes opts.Stage and returns the process exit code. Errors that
-// prevent a report (bad plan, unreadable state) are returned too.
+// Run executes opts.Stage and returns the process exit code. When the run
+// cannot start (plan unreadable, digest mismatch, undecodable, another
+// version, unreadable state) it still leaves a report saying why, prints
+// the FAILED line and changes nothing else; the error is returned too.
 func (a *Agent) Run(opts Options) (int, error) {
+	if opts.Stage != StageEarly && opts.Stage != StageLate && opts.Stage != StageCheck {
+		return ExitUsage, fmt.Errorf("unknown stage %q", opts.Stage)
+	}
+	digest := ""
 	data, err := a.Root.ReadFile(opts.PlanPath)
 	if err != nil {
-		return ExitUsage, fmt.Errorf("read plan: %w", err)
+		return a.cannotStart(opts, digest, ExitUsage, fmt.Errorf("read plan: %w", err))
 	}
-	digest, err := a.planDigest(opts.PlanPath, data)
-	if err != nil {
-		return ExitUsage, err
+	if digest, err = a.planDigest(opts.PlanPath, data); err != nil {
+		return a.cannotStart(opts, "", ExitUsage, err)
 	}
 	if opts.WantDigest != "" && digest != opts.WantDigest {
-		return ExitUsage, fmt.Errorf("plan digest mismatch: got sha256 %s, want %s", digest, opts.WantDigest)
+		return a.cannotStart(opts, digest, ExitUsage, fmt.Errorf("plan digest mismatch: got sha256 %s, want %s", digest, opts.WantDigest))
 	}
 	p, err := DecodePlan(data)
 	if err != nil {
-		return ExitUsage, err
+		return a.cannotStart(opts, digest, ExitUsage, err)
 	}
 	st, err := a.loadState()
 	if err != nil {
-		return ExitFailed, err
+		return a.cannotStart(opts, digest, ExitFailed, err)
 	}
 	r := &run{Agent: a, plan: p, digest: digest, stage: opts.Stage, st: st}
 	defer r.removeThrowawayKey()
@@ -117,10 +126,38 @@ func (a *Agent) Run(opts Options) (int, error) {
 		r.late()
 	case StageCheck:
 		r.check()
-	default:
-		return ExitUsage, fmt.Errorf("unknown stage %q", opts.Stage)
 	}
 	return r.finish()
+}
+
+// cannotStart reports a run that stopped before its first step: a report
+// with result failed and one failed "plan" step carrying the reason (on
+// stdout for check, at plan.ReportPath otherwise), and the FAILED line.
+// Nothing on the machine is changed, so SSH stays as it was.
+func (a *Agent) cannotStart(opts Options, digest string, code int, cause error) (int, error) {
+	rep := plan.Report{
+		PlanDigest: digest, AgentVersion: a.Version, Stage: opts.Stage, Result: plan.ResultFailed,
+		Steps: []plan.Step{{Name: "plan", Stage: opts.Stage, Status: plan.StatusFailed, Error: cause.Error(), Uptime: a.Uptime()}},
+	}
+	report := EncodeReport(&rep)
+	line := Summary(&rep)
+	if opts.Stage == StageCheck {
+		a.Out.Write(report)
+		fmt.Fprintln(a.errOut(), line)
+		return code, cause
+	}
+	fmt.Fprintln(a.Out, line)
+	if err := a.Root.WriteAtomic(plan.ReportPath, report, 0o600, ""); err != nil {
+		return code, errors.Join(cause, fmt.Errorf("write report: %w", err))
+	}
+	return code, cause
+}
+
+func (a *Agent) errOut() io.Writer {
+	if a.Err == nil {
+		return io.Discard
+	}
+	return a.Err
 }
 
 // step runs fn and records its outcome with the time since boot.
@@ -200,9 +237,10 @@ func (r *run) finish() (int, error) {
 	}
 	report := EncodeReport(&r.rep)
 	if r.stage == StageCheck {
-		// check is read-only: the report goes to stdout only.
+		// check is read-only: the report goes to stdout, alone, so that
+		// stdout is one JSON document; the summary goes to stderr.
 		r.Out.Write(report)
-		fmt.Fprintln(r.Out, Summary(&r.rep))
+		fmt.Fprintln(r.errOut(), Summary(&r.rep))
 		return code, nil
 	}
 	if ranEarly {

@@ -342,30 +342,88 @@ func TestIdempotentAndLaterBoot(t *testing.T) {
 	}
 }
 
-func TestDigestMismatchAndBadPlan(t *testing.T) {
+// A run that stops before its first step still leaves a report saying why,
+// prints the FAILED line and touches nothing else on the machine (SSH
+// stays as it was): only sha256sum may have run.
+func TestCannotStartLeavesReport(t *testing.T) {
+	good, _ := render.EncodePlan(testPlan())
+	for _, tc := range []struct {
+		name   string
+		setup  func(m *fakeMachine)
+		digest string
+		code   int
+		want   string
+	}{
+		{"plan missing", func(m *fakeMachine) {}, "", ExitUsage, "read plan: open"},
+		{"digest mismatch", func(m *fakeMachine) { m.install(testPlan()) }, strings.Repeat("0", 64), ExitUsage, "plan digest mismatch: got sha256 " + render.PlanDigest(good)},
+		{"sha256sum fails", func(m *fakeMachine) {
+			m.install(testPlan())
+			m.fail["sha256sum"] = errors.New("sha256sum: read error")
+		}, "", ExitUsage, "read error"},
+		{"unknown version", func(m *fakeMachine) { m.write(plan.PlanPath, `{"version":2,"ssh":{"port":22}}`, 0o600) }, "", ExitUsage, "plan version 2 is not supported"},
+		{"undecodable", func(m *fakeMachine) { m.write(plan.PlanPath, `{"version":1,`, 0o600) }, "", ExitUsage, "decode plan"},
+		{"duplicate key", func(m *fakeMachine) { m.write(plan.PlanPath, `{"version":1,"ssh":{"port":22},"version":1}`, 0o600) }, "", ExitUsage, `duplicate key "version"`},
+		{"state corrupt", func(m *fakeMachine) {
+			m.install(testPlan())
+			m.write(statePath, "{", 0o600)
+		}, "", ExitFailed, "read state"},
+	} {
+		for _, stage := range []string{StageEarly, StageLate, StageCheck} {
+			t.Run(tc.name+"/"+stage, func(t *testing.T) {
+				m := newFake(t)
+				tc.setup(m)
+				a := m.agent()
+				var stderr strings.Builder
+				a.Err = &stderr
+				code, err := a.Run(Options{Stage: stage, PlanPath: plan.PlanPath, WantDigest: tc.digest})
+				if code != tc.code || err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("exit %d err %v, want %d %q", code, err, tc.code, tc.want)
+				}
+				for _, c := range m.callList() {
+					if !strings.HasPrefix(c, "sha256sum -- ") {
+						t.Errorf("a run that could not start ran %q", c)
+					}
+				}
+				out := a.Out.(*strings.Builder).String()
+				var raw []byte
+				if stage == StageCheck {
+					// stdout is the report alone; the line goes to stderr.
+					raw = []byte(out)
+					if !strings.HasPrefix(stderr.String(), "hardbake: FAILED step=plan (failed): ") || m.exists(plan.ReportPath) {
+						t.Errorf("check: stderr %q, report written %v", stderr.String(), m.exists(plan.ReportPath))
+					}
+				} else {
+					raw = []byte(m.read(plan.ReportPath))
+					if line := "hardbake: FAILED step=plan (failed): "; !strings.HasPrefix(out, line) || !strings.Contains(out, tc.want) || strings.Count(out, "\n") != 1 {
+						t.Errorf("console %q", out)
+					}
+					if mode, err := statMode(m.root + plan.ReportPath); err != nil || mode != 0o600 {
+						t.Errorf("report mode %o %v", mode, err)
+					}
+				}
+				var rep plan.Report
+				dec := json.NewDecoder(bytes.NewReader(raw))
+				dec.DisallowUnknownFields()
+				if err := dec.Decode(&rep); err != nil || dec.More() {
+					t.Fatalf("report %q: %v", raw, err)
+				}
+				if rep.Result != plan.ResultFailed || rep.Stage != stage || len(rep.Steps) != 1 ||
+					rep.Steps[0].Name != "plan" || rep.Steps[0].Status != plan.StatusFailed || !strings.Contains(rep.Steps[0].Error, tc.want) {
+					t.Errorf("report %+v", rep)
+				}
+				if m.exists(testPlan().SSH.DropIn.Path) || m.exists(statePath) && tc.name != "state corrupt" {
+					t.Error("a run that could not start changed the machine")
+				}
+			})
+		}
+	}
+}
+
+func TestRightDigestAccepted(t *testing.T) {
 	m := newFake(t)
-	m.install(testPlan())
-	a := m.agent()
-	code, err := a.Run(Options{Stage: StageEarly, PlanPath: plan.PlanPath, WantDigest: strings.Repeat("0", 64)})
-	if code != ExitUsage || err == nil || !strings.Contains(err.Error(), "digest mismatch") {
-		t.Fatalf("exit %d err %v", code, err)
-	}
-	if calls := m.callList(); !slices.Equal(calls, []string{"sha256sum -- " + plan.PlanPath}) || m.exists(plan.ReportPath) {
-		t.Errorf("a refused plan touched the machine: %q", calls)
-	}
-	// The digest is sha256sum's, over the file: the right one is accepted.
 	digest := m.install(testPlan())
-	m.fail["sha256sum"] = errors.New("sha256sum: read error")
-	if code, err := a.Run(Options{Stage: StageEarly, PlanPath: plan.PlanPath, WantDigest: digest}); code != ExitUsage || err == nil || !strings.Contains(err.Error(), "read error") {
-		t.Errorf("sha256sum fails: exit %d err %v", code, err)
-	}
-	delete(m.fail, "sha256sum")
-	if code, err := a.Run(Options{Stage: StageEarly, PlanPath: plan.PlanPath, WantDigest: digest}); code != ExitOK {
+	if code, err := m.agent().Run(Options{Stage: StageEarly, PlanPath: plan.PlanPath, WantDigest: digest}); code != ExitOK {
 		t.Errorf("right digest: exit %d err %v", code, err)
-	}
-	m.write(plan.PlanPath, `{"version":2}`, 0o600)
-	if code, _ := a.Run(Options{Stage: StageEarly, PlanPath: plan.PlanPath}); code != ExitUsage {
-		t.Errorf("version 2: exit %d", code)
 	}
 }
 
@@ -394,7 +452,9 @@ func TestPartialAndCheck(t *testing.T) {
 		t.Fatalf("check: %d %v\n%s", code, err, out)
 	}
 	var rep plan.Report
-	if err := json.NewDecoder(strings.NewReader(out)).Decode(&rep); err != nil || rep.Result != plan.ResultHardened {
+	// stdout is one JSON document and nothing else (json.Unmarshal
+	// refuses trailing text, the summary line included).
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Result != plan.ResultHardened {
 		t.Fatalf("check report: %v %+v", err, rep)
 	}
 	// Drift: the admin re-enables password login.
@@ -439,7 +499,7 @@ func TestReportContent(t *testing.T) {
 			t.Errorf("uptime %v", s.Uptime)
 		}
 	}
-	if got := strings.Join(names, " "); got != "early/firewall=applied early/ssh=applied early/root-password=applied early/sysctl=applied early/fail2ban-config=applied early/updates-config=applied late/firewall=unchanged late/ssh-verify=applied late/admin-user=applied late/fail2ban=applied late/unattended-upgrades=applied" {
+	if got := strings.Join(names, " "); got != "early/firewall=applied early/ssh=applied early/sysctl=applied early/fail2ban-config=applied early/updates-config=applied late/firewall=unchanged late/ssh-verify=applied late/admin-user=applied late/root-password=applied late/fail2ban=applied late/unattended-upgrades=applied" {
 		t.Errorf("steps %s", got)
 	}
 	if !strings.HasPrefix(m.read("/etc/shadow"), "root:!") {

@@ -6,14 +6,25 @@
 //
 //   - stage "early" from the first bootcmd entry, before sshd.service starts
 //     (cloud-init.service is ordered Before=sshd.service): firewall, sshd
-//     drop-in (and ssh.socket override where SSH is socket-activated), root
-//     password lock, sysctl, and the config files of packages that are not
-//     installed yet (jail.local, apt periodic settings).
+//     drop-in (and ssh.socket override where SSH is socket-activated),
+//     sysctl, and the config files of packages that are not installed yet
+//     (jail.local, apt periodic settings).
 //   - stage "late" from runcmd, after the packages are installed: finishes a
 //     firewall that waited for nft/iptables, proves sshd answers an SSH
-//     banner on the new port and not on 22, checks the admin user, queries
-//     fail2ban (restarting it first unless the package started it from the
-//     planned jail.local in this boot), checks unattended-upgrades.
+//     banner on the new port and not on 22, proves the admin can log in and
+//     sudo (login shell, authorized key as StrictModes reads it, account
+//     state, `sudo -n true` as the admin), then locks root's password;
+//     queries fail2ban (restarting it first unless the package started it
+//     from the planned jail.local in this boot), checks unattended-upgrades.
+//     When the admin cannot log in, root's password stays as it is and the
+//     sshd drop-in is rolled back (root and password login as cloud-init
+//     left them, SSH on its old port, the firewall following): the result
+//     is failed, never a machine nobody can enter.
+//
+// A run that cannot start (plan unreadable, digest mismatch, another
+// version, undecodable) changes nothing and still writes a failed report
+// and prints "hardbake: FAILED step=plan: …"; the launcher does the same
+// with step=agent when the agent itself cannot be fetched or run.
 //
 // Exit codes of the command (see ExitCode):
 //
@@ -25,10 +36,10 @@
 //
 // Every file access goes through Root and every command through Runner, so
 // the whole agent runs against a temporary directory and a scripted fake
-// machine in tests. The plan and report types are package plan's, which
-// imports nothing. The agent avoids encoding/json, net, os/exec, the os file
-// API, context, flag and crypto/sha256 (SHA-256 comes from coreutils'
-// sha256sum, host key fingerprints from ssh-keygen, both run through
-// Runner): together they would double its size above a hello-world
-// (docs/bench/agent.md).
+// machine in tests. The plan and report types, and the one plan decoder,
+// are package plan's. The agent uses encoding/json and os/exec (with a
+// WaitDelay, so no descendant can hold it) from the standard library; it
+// avoids net, the os file API, flag and crypto/sha256 (SHA-256 comes from
+// coreutils' sha256sum, host key fingerprints from ssh-keygen, both run
+// through Runner) to stay within its size budget (docs/bench/agent.md).
 package agent

@@ -1,17 +1,29 @@
 package agent
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
+	"os/exec"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
 
-// ExecRunner runs real programs with syscall.ForkExec. os/exec would cost the
-// static agent about 300 KiB; this needs nothing beyond syscall and os.
-type ExecRunner struct{}
+// ExecRunner runs real programs with os/exec. The zero value uses
+// cmdTimeout and cmdWaitDelay.
+type ExecRunner struct {
+	// Timeout bounds each command (cmdTimeout when zero); then its whole
+	// process group is killed.
+	Timeout time.Duration
+	// WaitDelay bounds how long Run waits for the command's output pipes
+	// to close after the command itself exited (cmdWaitDelay when zero).
+	// A child that leaves a descendant holding stdout (a daemon that did
+	// not close its descriptors, `sleep 60 &`) would otherwise block the
+	// read, and with it cloud-init, for as long as the descendant lives.
+	WaitDelay time.Duration
+}
 
 // searchPath is used when PATH is empty or lacks the sbin directories, as it
 // may early in boot.
@@ -50,92 +62,59 @@ func executable(p string) error {
 // agent, and a stuck systemctl must not block the rollback.
 const cmdTimeout = 3 * time.Minute
 
-// Run runs name, capturing stdout and stderr. The process group is killed
-// after cmdTimeout. There is no context.Context: merely boxing one keeps
-// time.Time's formatting code (~50 KiB) in the static binary.
+// cmdWaitDelay is how long output may stay open after the command exited
+// (see ExecRunner.WaitDelay). Real output is read long before: the command
+// wrote it before exiting.
+const cmdWaitDelay = 2 * time.Second
+
+// Run runs name with stdin from /dev/null, capturing stdout and stderr, in
+// a process group of its own that is killed when the timeout passes.
 func (r ExecRunner) Run(name string, args ...string) ([]byte, error) {
 	path, err := r.LookPath(name)
 	if err != nil {
 		return nil, err
 	}
+	timeout, waitDelay := r.Timeout, r.WaitDelay
+	if timeout <= 0 {
+		timeout = cmdTimeout
+	}
+	if waitDelay <= 0 {
+		waitDelay = cmdWaitDelay
+	}
 	cmdline := strings.Join(append([]string{name}, args...), " ")
-	var outP, errP [2]int
-	if err := syscall.Pipe2(outP[:], syscall.O_CLOEXEC); err != nil {
-		return nil, fmt.Errorf("%s: pipe: %w", cmdline, err)
-	}
-	if err := syscall.Pipe2(errP[:], syscall.O_CLOEXEC); err != nil {
-		syscall.Close(outP[0])
-		syscall.Close(outP[1])
-		return nil, fmt.Errorf("%s: pipe: %w", cmdline, err)
-	}
-	devnull, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("%s: /dev/null: %w", cmdline, err)
-	}
-	env := []string{"PATH=" + searchPath, "LC_ALL=C", "SYSTEMD_PAGER=", "SYSTEMD_COLORS=0"}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Args[0] = name
+	cmd.Env = []string{"PATH=" + searchPath, "LC_ALL=C", "SYSTEMD_PAGER=", "SYSTEMD_COLORS=0"}
 	for _, kv := range syscall.Environ() {
 		if !strings.HasPrefix(kv, "PATH=") && !strings.HasPrefix(kv, "LC_ALL=") {
-			env = append(env, kv)
+			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	pid, err := syscall.ForkExec(path, append([]string{name}, args...), &syscall.ProcAttr{
-		Env:   env,
-		Files: []uintptr{uintptr(devnull), uintptr(outP[1]), uintptr(errP[1])},
-		Sys:   &syscall.SysProcAttr{Setpgid: true},
-	})
-	syscall.Close(devnull)
-	syscall.Close(outP[1])
-	syscall.Close(errP[1])
-	if err != nil {
-		syscall.Close(outP[0])
-		syscall.Close(errP[0])
-		return nil, fmt.Errorf("%s: start: %w", cmdline, err)
-	}
-
-	var stdout, stderr []byte
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); stdout = drain(outP[0]) }()
-	go func() { defer wg.Done(); stderr = drain(errP[0]) }()
-
-	var killed atomic.Bool
-	kill := func() { killed.Store(true); syscall.Kill(-pid, syscall.SIGKILL) }
-	timer := time.AfterFunc(cmdTimeout, kill)
-	var ws syscall.WaitStatus
-	for {
-		_, err = syscall.Wait4(pid, &ws, 0, nil)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	timer.Stop()
-	wg.Wait()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Kill the whole group on timeout: a stuck command's children go too.
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = waitDelay
+	err = cmd.Run()
+	var exitErr *exec.ExitError
 	switch {
+	case ctx.Err() != nil:
+		return stdout.Bytes(), fmt.Errorf("%s: killed after %v", cmdline, timeout)
+	case errors.Is(err, exec.ErrWaitDelay):
+		// The command exited 0; a descendant kept its output open. What it
+		// wrote before exiting is all there is to read.
+		return stdout.Bytes(), nil
+	case errors.As(err, &exitErr):
+		code := exitErr.ExitCode()
+		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			code = 128 + int(ws.Signal())
+		}
+		return stdout.Bytes(), &ExitError{Cmd: cmdline, Code: code, Stderr: stderr.String()}
 	case err != nil:
-		return stdout, fmt.Errorf("%s: wait: %w", cmdline, err)
-	case killed.Load():
-		return stdout, fmt.Errorf("%s: killed after %v", cmdline, cmdTimeout)
-	case ws.Signaled():
-		return stdout, &ExitError{Cmd: cmdline, Code: 128 + int(ws.Signal()), Stderr: string(stderr)}
-	case ws.ExitStatus() != 0:
-		return stdout, &ExitError{Cmd: cmdline, Code: ws.ExitStatus(), Stderr: string(stderr)}
+		return stdout.Bytes(), fmt.Errorf("%s: %w", cmdline, err)
 	}
-	return stdout, nil
-}
-
-// drain reads fd to EOF and closes it.
-func drain(fd int) []byte {
-	defer syscall.Close(fd)
-	var out []byte
-	buf := make([]byte, 16*1024)
-	for {
-		n, err := syscall.Read(fd, buf)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil || n <= 0 {
-			return out
-		}
-		out = append(out, buf[:n]...)
-	}
+	return stdout.Bytes(), nil
 }

@@ -42,6 +42,14 @@ type fakeMachine struct {
 	f2bStart float64 // CLOCK_MONOTONIC seconds the daemon started at (0: unknown)
 	uptime   float64 // what the agent's clock reads
 	uuPkg    bool
+	// sudoRule is what sudo grants the admin: "nopasswd", "password" or
+	// "" (nothing).
+	sudoRule string
+	// noPAM makes sshd -T print "usepam no".
+	noPAM bool
+	// adminUID/GID own the admin's home (the test user's own ids when the
+	// tests do not run as root and cannot chown).
+	adminUID, adminGID int
 	// sshdBroken makes a restarted sshd listen nowhere; with
 	// fixOnRollback it still works on 22 (the old config).
 	sshdBroken, fixOnRollback bool
@@ -51,23 +59,42 @@ func newFake(t *testing.T) *fakeMachine {
 	root := t.TempDir()
 	m := &fakeMachine{
 		t: t, root: root,
-		tools:  map[string]bool{"sshd": true, "ssh-keygen": true, "systemctl": true, "usermod": true, "sysctl": true, "nft": true, "dpkg-query": true, "apt-config": true, "sha256sum": true},
+		tools:  map[string]bool{"sshd": true, "ssh-keygen": true, "systemctl": true, "usermod": true, "sysctl": true, "nft": true, "dpkg-query": true, "apt-config": true, "sha256sum": true, "sudo": true, "runuser": true},
 		units:  map[string]string{"ssh.service": "enabled", "ssh.socket": "disabled", "apt-daily-upgrade.timer": "enabled"},
 		active: map[string]bool{},
 		listen: map[int]bool{},
 		fail:   map[string]error{},
 		sysctl: map[string]string{},
-		uptime: 12.5,
+		uptime: 12.5, sudoRule: "nopasswd",
+		adminUID: 1000, adminGID: 1000,
+	}
+	if os.Geteuid() != 0 {
+		m.adminUID, m.adminGID = os.Getuid(), os.Getgid()
 	}
 	m.write("/proc/sys/kernel/random/boot_id", "0b6e7e0c-93a1-4c1e-9f43-6d2f1e0c5a11\n", 0o444)
 	m.write("/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\nKbdInteractiveAuthentication no\n", 0o644)
 	m.write("/etc/ssh/ssh_host_ed25519_key", "private", 0o600)
 	m.write("/etc/ssh/ssh_host_ed25519_key.pub", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBg+o9Zy8Ywss8vOp1YxC9cvjn5YxA3V+3mM4mOlx9c5 root@x\n", 0o644)
-	m.write("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\nadmin:x:1000:1000::/home/admin:/bin/bash\n", 0o644)
-	m.write("/etc/group", "root:x:0:\nadmin:x:1000:\n", 0o644)
-	m.write("/etc/shadow", "root:$y$hash:19000:0:99999:7:::\nadmin:!:19000::::::\n", 0o640)
-	m.write("/home/admin/.ssh/authorized_keys", "ssh-ed25519 AAAA admin\n", 0o600)
+	m.write("/etc/passwd", fmt.Sprintf("root:x:0:0:root:/root:/bin/bash\nadmin:x:%d:%d::/home/admin:/bin/bash\n", m.adminUID, m.adminGID), 0o644)
+	m.write("/etc/group", fmt.Sprintf("root:x:0:\nadmin:x:%d:\n", m.adminGID), 0o644)
+	m.write("/etc/shadow", "root:$y$hash:19000:0:99999:7:::\nadmin:!:19000:0:99999:7:::\n", 0o640)
+	m.write("/etc/shells", "# /etc/shells: valid login shells\n/bin/sh\n/bin/bash\n/usr/bin/bash\n", 0o644)
+	m.write("/bin/bash", "#!fake shell\n", 0o755)
+	m.write("/usr/sbin/nologin", "#!fake nologin\n", 0o755)
+	m.write("/home/admin/.ssh/authorized_keys", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBg+o9Zy8Ywss8vOp1YxC9cvjn5YxA3V+3mM4mOlx9c5 admin\n", 0o600)
+	for _, p := range []string{"/home/admin", "/home/admin/.ssh", "/home/admin/.ssh/authorized_keys"} {
+		m.chown(p, m.adminUID, m.adminGID)
+	}
 	return m
+}
+
+func (m *fakeMachine) chown(p string, uid, gid int) {
+	if os.Geteuid() != 0 {
+		return
+	}
+	if err := os.Chown(filepath.Join(m.root, p), uid, gid); err != nil {
+		m.t.Fatal(err)
+	}
 }
 
 func (m *fakeMachine) write(p, content string, mode os.FileMode) {
@@ -75,6 +102,7 @@ func (m *fakeMachine) write(p, content string, mode os.FileMode) {
 	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 		m.t.Fatal(err)
 	}
+	os.Remove(full) // a read-only file (boot_id is 0444) is replaced, also without root
 	if err := os.WriteFile(full, []byte(content), mode); err != nil {
 		m.t.Fatal(err)
 	}
@@ -239,7 +267,30 @@ func (m *fakeMachine) Run(name string, args ...string) ([]byte, error) {
 		}
 		return []byte("port " + m.sshdPort() + "\npermitrootlogin " + m.dropInValue("PermitRootLogin", "without-password") +
 			"\npasswordauthentication " + m.dropInValue("PasswordAuthentication", "yes") + "\nkbdinteractiveauthentication no\nmaxauthtries " +
-			m.dropInValue("MaxAuthTries", "6") + "\n"), nil
+			m.dropInValue("MaxAuthTries", "6") + "\nusepam " + map[bool]string{false: "yes", true: "no"}[m.noPAM] + "\n" + m.dropInLists()), nil
+	case "runuser": // runuser -u USER -- sudo -n true
+		if arg(0) != "-u" || arg(2) != "--" || strings.Join(args[3:], " ") != "sudo -n true" {
+			m.t.Errorf("unexpected %q", line)
+		}
+		if !strings.Contains(m.read("/etc/passwd"), "\n"+arg(1)+":") {
+			return nil, &ExitError{Cmd: line, Code: 1, Stderr: "runuser: user " + arg(1) + " does not exist or the user entry does not contain all the required fields"}
+		}
+		if m.sudoRule != "nopasswd" {
+			return nil, &ExitError{Cmd: line, Code: 1, Stderr: "sudo: a password is required"}
+		}
+		return nil, nil
+	case "sudo": // sudo -n -l -U USER
+		if strings.Join(args[:3], " ") != "-n -l -U" {
+			m.t.Errorf("unexpected %q", line)
+		}
+		out := "Matching Defaults entries for " + arg(3) + " on x:\n    env_reset\n\nUser " + arg(3) + " may run the following commands on x:\n"
+		switch m.sudoRule {
+		case "nopasswd":
+			return []byte(out + "    (ALL) NOPASSWD: ALL\n"), nil
+		case "password":
+			return []byte(out + "    (ALL) ALL\n"), nil
+		}
+		return []byte("User " + arg(3) + " is not allowed to run sudo on x.\n"), nil
 	case "usermod":
 		m.write("/etc/shadow", strings.Replace(m.read("/etc/shadow"), "root:$", "root:!$", 1), 0o640)
 		return nil, nil
@@ -338,6 +389,21 @@ func (m *fakeMachine) dropInValue(key, def string) string {
 		return strings.ToLower(mm[1])
 	}
 	return def
+}
+
+// dropInLists prints the drop-in's AllowUsers/AllowGroups/DenyUsers/
+// DenyGroups as sshd -T does: one "keyword value" line per entry.
+func (m *fakeMachine) dropInLists() string {
+	var b strings.Builder
+	for _, l := range strings.Split(m.read("/etc/ssh/sshd_config.d/10-hardbake.conf"), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 1 && slices.Contains([]string{"allowusers", "allowgroups", "denyusers", "denygroups"}, strings.ToLower(f[0])) {
+			for _, v := range f[1:] {
+				b.WriteString(strings.ToLower(f[0]) + " " + v + "\n")
+			}
+		}
+	}
+	return b.String()
 }
 
 var acceptLine = regexp.MustCompile(`(tcp|udp) dport (\d+) accept`)

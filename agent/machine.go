@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,7 +20,7 @@ func ProcUptime() float64 {
 	}
 	f, _, _ := strings.Cut(string(data), " ")
 	v, err := strconv.ParseFloat(f, 64)
-	if err != nil {
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0
 	}
 	return v

@@ -7,30 +7,28 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"hardbake.dev/hardbake/internal/testtool"
 	"hardbake.dev/hardbake/plan"
 )
 
-// needTool skips when a real tool is missing, unless HARDBAKE_REQUIRE_TOOLS=1.
+// needTool skips when a real tool is missing or the test does not run as
+// root, unless HARDBAKE_REQUIRE_TOOLS=1, where it fails.
 func needTool(t *testing.T, names ...string) {
 	t.Helper()
 	for _, n := range names {
 		if _, err := (ExecRunner{}).LookPath(n); err != nil {
-			if os.Getenv("HARDBAKE_REQUIRE_TOOLS") == "1" {
-				t.Fatalf("%s is required: %v", n, err)
-			}
-			t.Skipf("%s not installed", n)
+			testtool.SkipOrFail(t, "%s not installed: %v", n, err)
 		}
 	}
-	if os.Geteuid() != 0 {
-		if os.Getenv("HARDBAKE_REQUIRE_TOOLS") == "1" {
-			t.Fatal("real-tool tests need root")
-		}
-		t.Skip("needs root")
-	}
+	testtool.RequireRoot(t)
 }
 
 func TestExecRunner(t *testing.T) {
@@ -49,6 +47,60 @@ func TestExecRunner(t *testing.T) {
 	}
 }
 
+// A child that leaves a descendant holding its stdout open must not hold
+// the agent (and cloud-init) until the descendant exits.
+func TestExecRunnerDescendantHoldsStdout(t *testing.T) {
+	start := time.Now()
+	out, err := (ExecRunner{}).Run("sh", "-c", "sleep 60 & echo hi")
+	if err != nil || string(out) != "hi\n" {
+		t.Fatalf("%q %v", out, err)
+	}
+	if d := time.Since(start); d > cmdWaitDelay+5*time.Second {
+		t.Fatalf("Run took %v with a descendant holding stdout (WaitDelay %v)", d, cmdWaitDelay)
+	}
+	// The same with a failing command: the exit status still counts.
+	_, err = (ExecRunner{WaitDelay: 100 * time.Millisecond}).Run("sh", "-c", "sleep 60 & echo bad >&2; exit 4")
+	var ee *ExitError
+	if !asExit(err, &ee) || ee.Code != 4 {
+		t.Fatalf("%v", err)
+	}
+}
+
+// A command that outlives its timeout is killed with its whole process
+// group, and the error says so.
+func TestExecRunnerTimeoutKillsGroup(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	start := time.Now()
+	_, err := (ExecRunner{Timeout: 300 * time.Millisecond, WaitDelay: 100 * time.Millisecond}).Run(
+		"sh", "-c", "sleep 60 & echo $! > "+pidFile+"; wait")
+	if err == nil || !strings.Contains(err.Error(), "killed after") {
+		t.Fatalf("err %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("took %v", d)
+	}
+	data, _ := os.ReadFile(pidFile)
+	pid, perr := strconv.Atoi(strings.TrimSpace(string(data)))
+	if perr != nil {
+		t.Fatalf("pid file %q", data)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for syscall.Kill(pid, 0) == nil { // reaped by init once killed
+		if time.Now().After(deadline) {
+			t.Fatalf("descendant %d survived the timeout", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Commands read /dev/null, never the agent's stdin (cloud-init's).
+func TestExecRunnerStdin(t *testing.T) {
+	out, err := (ExecRunner{}).Run("sh", "-c", "cat; echo done")
+	if err != nil || string(out) != "done\n" {
+		t.Fatalf("%q %v", out, err)
+	}
+}
+
 func asExit(err error, target **ExitError) bool {
 	e, ok := err.(*ExitError)
 	*target = e
@@ -59,6 +111,7 @@ func asExit(err error, target **ExitError) bool {
 // throwaway key is generated and the privilege separation dir created.
 func TestRealSSHDNoHostKeys(t *testing.T) {
 	needTool(t, "sshd", "ssh-keygen")
+	testtool.SSHDPrivsepDir(t) // the real sshd's, not the one sshdArgs makes under root
 	root := t.TempDir()
 	r := &run{Agent: &Agent{Root: Root{Dir: root}, Runner: ExecRunner{}}}
 	args, err := r.sshdArgs()
@@ -67,7 +120,7 @@ func TestRealSSHDNoHostKeys(t *testing.T) {
 		t.Fatalf("%q %v", args, err)
 	}
 	cfg := filepath.Join(root, "sshd_config")
-	os.WriteFile(cfg, []byte("Port 50022\nPermitRootLogin no\nPasswordAuthentication no\nMaxAuthTries 3\nHostKey "+strings.TrimPrefix(args[1], "HostKey=")+"\n"), 0o600)
+	os.WriteFile(cfg, []byte("Port 50022\nPermitRootLogin no\nPasswordAuthentication no\nMaxAuthTries 3\nAllowUsers admin ops@10.0.0.1\nAllowGroups sshusers wheel\nHostKey "+strings.TrimPrefix(args[1], "HostKey=")+"\n"), 0o600)
 	if _, err := r.Runner.Run("sshd", "-t", "-f", cfg); err != nil {
 		t.Fatalf("sshd -t: %v", err)
 	}
@@ -78,6 +131,12 @@ func TestRealSSHDNoHostKeys(t *testing.T) {
 	eff := ParseSSHDT(string(out))
 	if err := checkExpect(eff, map[string]string{"port": "50022", "permitrootlogin": "no", "passwordauthentication": "no", "maxauthtries": "3"}); err != nil {
 		t.Error(err)
+	}
+	// The lists checkSSHDAdmits reads, in the shape the real sshd prints.
+	// (UsePAM is not set here: sshd's compiled default is no, Debian's
+	// sshd_config sets yes; checkShadow reads whichever is in effect.)
+	if !slices.Equal(eff["allowusers"], []string{"admin", "ops@10.0.0.1"}) || !slices.Equal(eff["allowgroups"], []string{"sshusers", "wheel"}) {
+		t.Errorf("allowusers %q allowgroups %q", eff["allowusers"], eff["allowgroups"])
 	}
 	os.WriteFile(cfg, []byte("Port 50022\nBogusOption yes\n"), 0o600)
 	// -T validates like -t: applySSH relies on it after installing the drop-in.
@@ -102,7 +161,7 @@ func TestRealNftCheckAndParse(t *testing.T) {
 	rules := filepath.Join(dir, "rules.nft")
 	os.WriteFile(rules, []byte(testPlan().Firewall.Nftables.Content), 0o600)
 	if out, err := exec.Command("nft", "-c", "-f", rules).CombinedOutput(); err != nil {
-		t.Skipf("nft -c unusable here (no netlink permission?): %v %s", err, out)
+		testtool.SkipOrFail(t, "nft -c unusable here (no netlink permission?): %v %s", err, out)
 	}
 	if _, err := (ExecRunner{}).Run("nft", "-c", "-f", rules); err != nil {
 		t.Fatalf("nft -c: %v", err)
@@ -161,7 +220,7 @@ func TestRealIptablesParse(t *testing.T) {
 	needTool(t, "iptables")
 	out, err := (ExecRunner{}).Run("iptables", "-S")
 	if err != nil {
-		t.Skipf("iptables -S unusable here: %v", err)
+		testtool.SkipOrFail(t, "iptables -S unusable here: %v", err)
 	}
 	if policy, _ := ParseIptablesS(string(out)); policy == "" {
 		t.Errorf("no INPUT policy in %q", out)
@@ -232,7 +291,7 @@ func TestRealSHA256Sum(t *testing.T) {
 func TestRealFail2banConfigTest(t *testing.T) {
 	needTool(t, "fail2ban-client")
 	if _, err := os.Stat("/etc/fail2ban/jail.conf"); err != nil {
-		t.Skip("no /etc/fail2ban")
+		testtool.SkipOrFail(t, "fail2ban's stock configuration (/etc/fail2ban) is not installed")
 	}
 	// A copy of the packaged config plus the plan's jail.local, tested the
 	// way the late stage tests it (fail2ban-client -t), without a server.
@@ -246,5 +305,88 @@ func TestRealFail2banConfigTest(t *testing.T) {
 	}
 	if got := ParseF2BActions("The jail sshd has the following actions:\nnftables-multiport, sendmail"); strings.Join(got, ",") != "nftables-multiport,sendmail" {
 		t.Errorf("actions %q", got)
+	}
+}
+
+// The admin's sudo proof through the real runuser and sudo, with the
+// accounts every Debian machine has: root may (sudo -n true succeeds, and
+// Debian's sudoers grants it "(ALL : ALL) ALL"), nobody may not.
+func TestRealAdminSudo(t *testing.T) {
+	needTool(t, "runuser", "sudo")
+	for _, tc := range []struct {
+		user, rule string
+		ok         bool
+		want       string
+	}{
+		{"root", plan.SudoNopasswd, true, ""},
+		{"root", plan.SudoPassword, true, ""},
+		{"nobody", plan.SudoNopasswd, false, "sudo: a password is required"},
+		{"nobody", plan.SudoPassword, false, "does not grant (ALL) ALL"},
+	} {
+		r := &run{Agent: &Agent{Root: Root{Dir: "/"}, Runner: ExecRunner{}},
+			plan: &plan.Plan{Accounts: plan.Accounts{Admin: tc.user, AdminSudo: tc.rule}}}
+		a := plan.AdminState{User: tc.user}
+		err := r.adminSudo(&a)
+		if tc.ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s %s: %v, want ok=%v %q", tc.user, tc.rule, err, tc.ok, tc.want)
+		}
+		if tc.ok && a.Sudo != tc.rule {
+			t.Errorf("%s %s: proven %q", tc.user, tc.rule, a.Sudo)
+		}
+	}
+}
+
+// The login shell check against the real /etc/shells and shells.
+func TestRealShells(t *testing.T) {
+	r := &run{Agent: &Agent{Root: Root{Dir: "/"}}}
+	if err := r.checkShell("/bin/sh"); err != nil {
+		t.Errorf("/bin/sh: %v", err)
+	}
+	for _, sh := range []string{"/usr/sbin/nologin", "/bin/false", "/etc/passwd", "/nonexistent/sh"} {
+		if err := r.checkShell(sh); err == nil {
+			t.Errorf("%s accepted as a login shell", sh)
+		}
+	}
+}
+
+// WriteAtomic makes the rename durable: strace shows the rename, then an
+// fsync of a descriptor opened on the directory. The test runs itself
+// under strace as a helper process.
+func TestRealWriteAtomicFsyncsDir(t *testing.T) {
+	if dir := os.Getenv("HARDBAKE_WRITEATOMIC_DIR"); dir != "" {
+		if err := (Root{Dir: dir}).WriteAtomic("/sub/file", []byte("new"), 0o644, ""); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	st := testtool.Require(t, "strace")
+	dir := t.TempDir()
+	log := filepath.Join(t.TempDir(), "strace.log")
+	cmd := exec.Command(st, "-f", "-qq", "-e", "trace=openat,rename,renameat,renameat2,fsync", "-o", log,
+		os.Args[0], "-test.run=^TestRealWriteAtomicFsyncsDir$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "HARDBAKE_WRITEATOMIC_DIR="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		if strings.Contains(string(out), "PTRACE") || strings.Contains(string(out), "ptrace") {
+			testtool.SkipOrFail(t, "strace cannot trace here: %s", out)
+		}
+		t.Fatalf("%v\n%s", err, out)
+	}
+	data, _ := os.ReadFile(log)
+	trace := string(data)
+	sub := filepath.Join(dir, "sub")
+	renamed := strings.Index(trace, `, "`+sub+`/file"`)
+	if renamed < 0 {
+		t.Fatalf("no rename onto %s/file in:\n%s", sub, trace)
+	}
+	after := trace[renamed:]
+	open := regexp.MustCompile(`openat\(AT_FDCWD, "` + regexp.QuoteMeta(sub) + `", O_RDONLY\|O_CLOEXEC\|O_DIRECTORY\) = (\d+)`).FindStringSubmatch(after)
+	if open == nil {
+		t.Fatalf("the directory is not opened after the rename:\n%s", after)
+	}
+	if !strings.Contains(after, "fsync("+open[1]+")") {
+		t.Fatalf("no fsync of the directory (fd %s) after the rename:\n%s", open[1], after)
+	}
+	if got, _ := os.ReadFile(filepath.Join(sub, "file")); string(got) != "new" {
+		t.Errorf("content %q", got)
 	}
 }

@@ -1,155 +1,32 @@
 package agent
 
 import (
+	"encoding/json"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 
-	"hardbake.dev/hardbake/agent/internal/jsonv"
 	"hardbake.dev/hardbake/plan"
 )
 
-// EncodeReport renders r as indented JSON with the field names of
-// plan.Report's json tags (a test holds the two together).
+// EncodeReport renders r as indented JSON with plan.Report's field names
+// and a trailing newline. plan.Report holds only strings, numbers, bools,
+// slices and string maps; the one thing encoding/json refuses, a
+// non-finite float, is written as 0 (an uptime the agent could not read).
 func EncodeReport(r *plan.Report) []byte {
-	var w jsonv.Writer
-	w.Open('{')
-	w.Key("plan_version")
-	w.Int(int64(r.PlanVersion))
-	for _, kv := range [][2]string{
-		{"plan_digest", r.PlanDigest}, {"profile", r.Profile}, {"instance_id", r.InstanceID},
-		{"agent_version", r.AgentVersion}, {"stage", r.Stage}, {"result", r.Result},
-	} {
-		w.Key(kv[0])
-		w.String(kv[1])
-	}
-	w.Key("steps")
-	writeSteps(&w, r.Steps)
-
-	w.Key("ssh")
-	w.Open('{')
-	w.Key("activation")
-	w.String(r.SSH.Activation)
-	w.Key("port")
-	w.Int(int64(r.SSH.Port))
-	w.Key("effective")
-	writeMap(&w, r.SSH.Effective)
-	if r.SSH.Banner != "" {
-		w.Key("banner")
-		w.String(r.SSH.Banner)
-	}
-	w.Key("port22_open")
-	w.Bool(r.SSH.Port22Open)
-	w.Close('}')
-
-	w.Key("firewall")
-	w.Open('{')
-	w.Key("backend")
-	w.String(r.Firewall.Backend)
-	w.Key("input_policy")
-	w.String(r.Firewall.InputPolicy)
-	w.Key("allowed_v4")
-	writePorts(&w, r.Firewall.AllowedV4)
-	w.Key("allowed_v6")
-	writePorts(&w, r.Firewall.AllowedV6)
-	w.Close('}')
-
-	w.Key("fail2ban")
-	w.Open('{')
-	w.Key("state")
-	w.String(r.Fail2ban.State)
-	w.Key("jails")
-	writeMap(&w, r.Fail2ban.Jails)
-	w.Close('}')
-
-	w.Key("updates")
-	w.Open('{')
-	w.Key("state")
-	w.String(r.Updates.State)
-	w.Key("installed")
-	w.Bool(r.Updates.Installed)
-	w.Key("periodic")
-	w.String(r.Updates.Periodic)
-	w.Key("timer_enabled")
-	w.Bool(r.Updates.TimerEnabled)
-	w.Close('}')
-
-	w.Key("host_keys")
-	if r.HostKeys == nil {
-		w.Null()
-	} else {
-		w.Open('[')
-		for _, k := range r.HostKeys {
-			w.Open('{')
-			w.Key("type")
-			w.String(k.Type)
-			w.Key("fingerprint")
-			w.String(k.Fingerprint)
-			w.Close('}')
+	c := *r
+	c.Steps = slices.Clone(r.Steps)
+	for i := range c.Steps {
+		if u := c.Steps[i].Uptime; math.IsNaN(u) || math.IsInf(u, 0) {
+			c.Steps[i].Uptime = 0
 		}
-		w.Close(']')
 	}
-	w.Close('}')
-	return w.Bytes()
-}
-
-func writeSteps(w *jsonv.Writer, steps []plan.Step) {
-	if steps == nil {
-		w.Null()
-		return
+	data, err := json.MarshalIndent(&c, "", "  ")
+	if err != nil {
+		panic("encode report: " + err.Error())
 	}
-	w.Open('[')
-	for _, s := range steps {
-		w.Open('{')
-		w.Key("name")
-		w.String(s.Name)
-		w.Key("stage")
-		w.String(s.Stage)
-		w.Key("status")
-		w.String(s.Status)
-		if s.Error != "" {
-			w.Key("error")
-			w.String(s.Error)
-		}
-		w.Key("uptime_s")
-		w.Float(s.Uptime)
-		w.Close('}')
-	}
-	w.Close(']')
-}
-
-func writeMap(w *jsonv.Writer, m map[string]string) {
-	if m == nil {
-		w.Null()
-		return
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sortStrings(keys)
-	w.Open('{')
-	for _, k := range keys {
-		w.Key(k)
-		w.String(m[k])
-	}
-	w.Close('}')
-}
-
-func writePorts(w *jsonv.Writer, ports []plan.Port) {
-	if ports == nil {
-		w.Null()
-		return
-	}
-	w.Open('[')
-	for _, p := range ports {
-		w.Open('{')
-		w.Key("port")
-		w.Int(int64(p.Port))
-		w.Key("proto")
-		w.String(p.Proto)
-		w.Close('}')
-	}
-	w.Close(']')
+	return append(data, '\n')
 }
 
 // Summary is the one line for the console and the boot log.
@@ -182,7 +59,7 @@ func Summary(r *plan.Report) string {
 		if cause.Status == plan.StatusRolledBack {
 			how = "rolled back"
 		}
-		return "hardbake: FAILED step=" + cause.Name + " (" + how + "): " + cause.Error
+		return "hardbake: FAILED step=" + oneLine(cause.Name) + " (" + how + "): " + oneLine(cause.Error)
 	}
 	var b strings.Builder
 	switch r.Result {
@@ -209,4 +86,27 @@ func Summary(r *plan.Report) string {
 		b.WriteString(" updates=" + r.Updates.State)
 	}
 	return b.String()
+}
+
+// oneLine escapes control characters (newlines, terminal escapes) so that
+// text from tools or input can neither break the console line nor forge
+// a second one.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if isControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool {
+	return r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 || r == 0x2028 || r == 0x2029
 }

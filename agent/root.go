@@ -137,21 +137,45 @@ func (r Root) Restore(p string) error {
 }
 
 // lookupOwner resolves "user:group" in the root's /etc/passwd and
-// /etc/group (no NSS: the agent is static). "" means leave as is (-1).
+// /etc/group (no NSS: the agent is static). A bare "user" gets the user's
+// primary group, as chown(1) does for "user:"; never gid 0 by accident.
+// "" means leave as is (-1).
 func (r Root) lookupOwner(owner string) (int, int, error) {
 	if owner == "" {
 		return -1, -1, nil
 	}
 	user, group, _ := strings.Cut(owner, ":")
-	uid, err := r.lookupID("/etc/passwd", user)
+	if group != "" {
+		uid, err := r.lookupID("/etc/passwd", user)
+		if err != nil {
+			return 0, 0, err
+		}
+		gid, err := r.lookupID("/etc/group", group)
+		if err != nil {
+			return 0, 0, err
+		}
+		return uid, gid, nil
+	}
+	if user == "root" {
+		return 0, 0, nil
+	}
+	if _, err := strconv.Atoi(user); err == nil {
+		return 0, 0, fmt.Errorf("owner %q: a numeric user needs a group (%s:GID)", owner, user)
+	}
+	f, err := r.dbEntry("/etc/passwd", user)
 	if err != nil {
 		return 0, 0, err
 	}
-	gid := 0
-	if group != "" {
-		if gid, err = r.lookupID("/etc/group", group); err != nil {
-			return 0, 0, err
-		}
+	if len(f) < 4 {
+		return 0, 0, fmt.Errorf("/etc/passwd: malformed entry for %q", user)
+	}
+	uid, err := strconv.Atoi(f[2])
+	if err != nil {
+		return 0, 0, fmt.Errorf("/etc/passwd: uid of %q: %w", user, err)
+	}
+	gid, err := strconv.Atoi(f[3])
+	if err != nil {
+		return 0, 0, fmt.Errorf("/etc/passwd: primary gid of %q: %w", user, err)
 	}
 	return uid, gid, nil
 }

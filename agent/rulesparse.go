@@ -1,12 +1,15 @@
 package agent
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
 
-	"hardbake.dev/hardbake/agent/internal/jsonv"
 	"hardbake.dev/hardbake/plan"
 )
 
@@ -15,24 +18,28 @@ import (
 // interface match) for IPv4 and IPv6. An inet table counts for both.
 // Regular chains reached by an unconditional jump/goto are followed.
 func ParseNftJSON(data []byte) (ruleset, error) {
-	v, err := jsonv.Parse(data)
-	if err != nil {
+	var top map[string]any
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&top); err != nil {
 		return ruleset{}, fmt.Errorf("nft -j output: %w", err)
 	}
-	top, _ := v.(jsonv.Object)
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return ruleset{}, fmt.Errorf("nft -j output: trailing data after the JSON document")
+	}
 	items, ok := top["nftables"].([]any)
 	if !ok {
 		return ruleset{}, fmt.Errorf("nft -j output: no \"nftables\" array")
 	}
 	type chainKey struct{ family, table, name string }
 	rules := map[chainKey][][]any{}
-	var bases []jsonv.Object
+	var bases []map[string]any
 	for _, it := range items {
-		o, _ := it.(jsonv.Object)
-		if c, ok := o["chain"].(jsonv.Object); ok && c["hook"] == "input" {
+		o, _ := it.(map[string]any)
+		if c, ok := o["chain"].(map[string]any); ok && c["hook"] == "input" {
 			bases = append(bases, c)
 		}
-		if ru, ok := o["rule"].(jsonv.Object); ok {
+		if ru, ok := o["rule"].(map[string]any); ok {
 			k := chainKey{str(ru["family"]), str(ru["table"]), str(ru["chain"])}
 			expr, _ := ru["expr"].([]any)
 			rules[k] = append(rules[k], expr)
@@ -88,28 +95,28 @@ func nftRule(expr []any) (ports []plan.Port, nfproto, jump string) {
 	var nums []int
 	accept, conditional := false, false
 	for _, e := range expr {
-		o, _ := e.(jsonv.Object)
+		o, _ := e.(map[string]any)
 		switch {
 		case o["accept"] != nil || hasKey(o, "accept"):
 			accept = true
 		case hasKey(o, "jump") || hasKey(o, "goto"):
-			t, _ := o["jump"].(jsonv.Object)
+			t, _ := o["jump"].(map[string]any)
 			if t == nil {
-				t, _ = o["goto"].(jsonv.Object)
+				t, _ = o["goto"].(map[string]any)
 			}
 			jump = str(t["target"])
 		case hasKey(o, "match"):
-			m, _ := o["match"].(jsonv.Object)
-			left, _ := m["left"].(jsonv.Object)
+			m, _ := o["match"].(map[string]any)
+			left, _ := m["left"].(map[string]any)
 			op := str(m["op"])
-			if p, ok := left["payload"].(jsonv.Object); ok && str(p["field"]) == "dport" && (op == "==" || op == "in") {
+			if p, ok := left["payload"].(map[string]any); ok && str(p["field"]) == "dport" && (op == "==" || op == "in") {
 				if pr := str(p["protocol"]); pr != "th" {
 					proto = pr
 				}
 				nums = nftNumbers(m["right"])
 				continue
 			}
-			if meta, ok := left["meta"].(jsonv.Object); ok && op == "==" {
+			if meta, ok := left["meta"].(map[string]any); ok && op == "==" {
 				switch str(meta["key"]) {
 				case "l4proto":
 					proto = str(m["right"])
@@ -132,7 +139,9 @@ func nftRule(expr []any) (ports []plan.Port, nfproto, jump string) {
 		return nil, nfproto, jump
 	}
 	for _, n := range nums {
-		ports = append(ports, plan.Port{Port: n, Proto: proto})
+		if validPort(n) {
+			ports = append(ports, plan.Port{Port: n, Proto: proto})
+		}
 	}
 	return ports, nfproto, jump
 }
@@ -141,7 +150,7 @@ func nftRule(expr []any) (ports []plan.Port, nfproto, jump string) {
 // or ranges (only small ranges are expanded).
 func nftNumbers(v any) []int {
 	switch x := v.(type) {
-	case jsonv.Number:
+	case json.Number:
 		if n, err := strconv.Atoi(string(x)); err == nil {
 			return []int{n}
 		}
@@ -151,13 +160,14 @@ func nftNumbers(v any) []int {
 			out = append(out, nftNumbers(e)...)
 		}
 		return out
-	case jsonv.Object:
+	case map[string]any:
 		if s, ok := x["set"]; ok {
 			return nftNumbers(s)
 		}
 		if rg, ok := x["range"].([]any); ok && len(rg) == 2 {
 			lo, hi := nftNumbers(rg[0]), nftNumbers(rg[1])
-			if len(lo) == 1 && len(hi) == 1 && hi[0]-lo[0] < 1024 {
+			// Bounds first: hi-lo of arbitrary numbers could overflow.
+			if len(lo) == 1 && len(hi) == 1 && validPort(lo[0]) && validPort(hi[0]) && lo[0] <= hi[0] && hi[0]-lo[0] < 1024 {
 				var out []int
 				for n := lo[0]; n <= hi[0]; n++ {
 					out = append(out, n)
@@ -169,7 +179,7 @@ func nftNumbers(v any) []int {
 	return nil
 }
 
-func hasKey(o jsonv.Object, k string) bool {
+func hasKey(o map[string]any, k string) bool {
 	_, ok := o[k]
 	return ok
 }
@@ -253,9 +263,15 @@ func iptRule(f []string, ports map[plan.Port]bool, walk func(string)) {
 	switch {
 	case target == "ACCEPT" && proto != "" && nums != nil:
 		for _, n := range nums {
-			ports[plan.Port{Port: n, Proto: proto}] = true
+			if validPort(n) {
+				ports[plan.Port{Port: n, Proto: proto}] = true
+			}
 		}
 	case target != "" && target != "ACCEPT" && target != "DROP" && target != "REJECT" && nums == nil && proto == "":
 		walk(target)
 	}
 }
+
+// validPort: only 1-65535 can be accepted; anything else in tool output
+// (or a parse of something that is not a port) is ignored.
+func validPort(n int) bool { return n >= 1 && n <= 65535 }

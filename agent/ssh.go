@@ -175,3 +175,30 @@ func (r *run) verifySSHReadOnly() (string, error) {
 	}
 	return plan.StatusUnchanged, nil
 }
+
+// restoreSSHAccess runs when the admin cannot log in: the sshd drop-in
+// turned root and password login off on the promise that the admin gets
+// in, so it is rolled back (sshd restarted on its old port, the firewall
+// following) and sshd is again as cloud-init configured it.
+func (r *run) restoreSSHAccess() (string, error) {
+	cause := errors.New("the admin cannot log in, so sshd goes back to the configuration it had before hardbake (root and password login as cloud-init left them)")
+	mode := r.activation()
+	files, err := r.sshFiles(mode)
+	if err != nil {
+		return plan.StatusFailed, errOr(cause, err.Error())
+	}
+	var ours []string
+	for _, f := range files {
+		if r.Root.Same(f) && r.Root.HasBackup(f.Path) {
+			ours = append(ours, f.Path)
+		}
+	}
+	if len(ours) == 0 {
+		return plan.StatusFailed, errOr(cause, "but no file hardbake wrote is in place to roll back")
+	}
+	oldPort := r.st.OldSSHPort
+	if oldPort == 0 {
+		oldPort = 22
+	}
+	return r.rollbackSSH(mode, ours, oldPort, cause)
+}

@@ -19,9 +19,8 @@ func (r *run) early() {
 	if !r.sshOK(r.step(StageEarly, "ssh", r.applySSH)) {
 		r.keepSSHReachable()
 	}
-	if p.Accounts.LockRootPassword {
-		r.step(StageEarly, "root-password", r.lockRoot)
-	}
+	// root's password is locked in the late stage, once the admin (whom
+	// cloud-init creates after this stage) has proven it can log in.
 	if p.Sysctl != nil {
 		r.step(StageEarly, "sysctl", r.applySysctl)
 	}
@@ -42,8 +41,20 @@ func (r *run) late() {
 	if !r.sshOK(r.step(StageLate, "ssh-verify", r.verifySSH)) {
 		r.keepSSHReachable()
 	}
-	if p.Accounts.Admin != "" {
-		r.step(StageLate, "admin-user", r.checkAdmin)
+	// Never lock out: root and password login are taken away only from a
+	// machine whose admin has proven it can log in and sudo.
+	adminOK := p.Accounts.Admin != "" && r.sshOK(r.step(StageLate, "admin-user", r.checkAdmin))
+	if p.Accounts.LockRootPassword {
+		if adminOK {
+			r.step(StageLate, "root-password", r.lockRoot)
+		} else {
+			r.step(StageLate, "root-password", func() (string, error) {
+				return plan.StatusSkipped, errors.New("not locked: no admin proved it can log in, root stays as cloud-init left it")
+			})
+		}
+	}
+	if !adminOK && p.Accounts.Admin != "" {
+		r.step(StageLate, "ssh-access", r.restoreSSHAccess)
 	}
 	if p.Fail2ban != nil {
 		r.step(StageLate, "fail2ban", func() (string, error) { return r.fail2ban(true) })

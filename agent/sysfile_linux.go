@@ -82,7 +82,9 @@ func sysRemove(p string) error {
 }
 
 // sysWriteAtomic writes data to a temp file beside p, sets mode and owner
-// (uid < 0: leave), fsyncs and renames it over p.
+// (uid < 0: leave), fsyncs it, renames it over p and fsyncs the directory,
+// so after a crash p holds either the old or the new content, never
+// nothing.
 func sysWriteAtomic(p string, data []byte, mode uint32, uid, gid int) error {
 	tmp := tempName(path.Dir(p), "."+path.Base(p)+".hardbake-")
 	fd, err := syscall.Open(tmp, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_CLOEXEC, 0o600)
@@ -109,7 +111,7 @@ func sysWriteAtomic(p string, data []byte, mode uint32, uid, gid int) error {
 		syscall.Unlink(tmp)
 		return fmt.Errorf("write %s: %w", p, err)
 	}
-	return nil
+	return sysFsyncDir(path.Dir(p))
 }
 
 func writeAll(fd int, data []byte) error {
@@ -182,4 +184,34 @@ func sysRemoveFlat(dir string) {
 		syscall.Unlink(path.Join(dir, n))
 	}
 	syscall.Rmdir(dir)
+}
+
+// fileInfo is what the admin check needs of a path: type, permission bits
+// and owner.
+type fileInfo struct {
+	mode     uint32 // permission bits
+	fmt      uint32 // syscall.S_IFMT bits
+	uid, gid int
+}
+
+func sysStatInfo(p string) (fileInfo, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(p, &st); err != nil {
+		return fileInfo{}, fmt.Errorf("stat %s: %w", p, err)
+	}
+	return fileInfo{mode: st.Mode & 0o7777, fmt: st.Mode & syscall.S_IFMT, uid: int(st.Uid), gid: int(st.Gid)}, nil
+}
+
+// sysFsyncDir makes a rename in dir durable: the new directory entry is
+// on disk only once the directory itself is synced.
+func sysFsyncDir(dir string) error {
+	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dir, err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Fsync(fd); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
 }

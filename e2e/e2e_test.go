@@ -493,6 +493,23 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, " | ")
 }
 
+// adminProven checks the agent's own admin check in the report (the login
+// from outside proves the same from the other side): a real login shell,
+// at least one key sshd reads, passwordless sudo, the step passed.
+func adminProven(r *plan.Report, user string) error {
+	a := r.Admin
+	if a.User != user || !a.CanLogin || a.Sudo != plan.SudoNopasswd || a.AuthorizedKeys < 1 ||
+		a.Shell == "" || strings.HasSuffix(a.Shell, "nologin") || strings.HasSuffix(a.Shell, "false") {
+		return fmt.Errorf("admin %+v", a)
+	}
+	for _, s := range r.Steps {
+		if s.Name == "admin-user" && (s.Status == plan.StatusApplied || s.Status == plan.StatusUnchanged) {
+			return nil
+		}
+	}
+	return fmt.Errorf("no passed admin-user step: %s", failedSteps(r))
+}
+
 // hostKeyMatches checks that the key the client saw is in the report.
 func hostKeyMatches(r *plan.Report, key ssh.PublicKey) error {
 	if key == nil {
@@ -647,6 +664,7 @@ func (g *guest) full(ctx context.Context) {
 	if g.res.check("report.json readable", err) {
 		g.res.Report = rep
 		g.res.check("report says hardened", boolErr(rep.Result == plan.ResultHardened, "result="+rep.Result+" "+failedSteps(rep)))
+		g.res.check("report: the agent proved the admin's login shell, key and sudo", adminProven(rep, "admin"))
 		g.res.check("report host key matches the key SSH saw", hostKeyMatches(rep, g.hostKey))
 		g.res.check("host keys are only those sshd serves (ed25519, rsa)", hostKeyTypes(rep, "ssh-ed25519", "ssh-rsa"))
 	}

@@ -1,10 +1,9 @@
 // Package plan is the one contract between the generator (render) and the
-// first-boot agent (cmd/hardbake-firstboot). It holds types and constants
-// only and imports nothing, so the agent links it at no cost. The canonical
-// JSON encoding, digest and strict decoder live on the generator side
-// (render.EncodePlan, render.PlanDigest, render.DecodePlan); the agent has
-// its own small decoder (encoding/json and crypto/sha256 would cost it
-// hundreds of KiB, see docs/bench/agent.md).
+// first-boot agent (cmd/hardbake-firstboot). It holds the types, the
+// constants and the one strict decoder (Decode) both sides use, so a plan
+// cannot mean one thing to the generator and another to the agent. The
+// canonical encoding and digest live on the generator side
+// (render.EncodePlan, render.PlanDigest).
 //
 // The generator decides *what* the machine must look like (file contents,
 // expected effective values); the agent decides *how* on the machine it runs
@@ -70,8 +69,20 @@ type Accounts struct {
 	// sudo as the profile says, and never touches its keys.
 	Admin string `json:"admin"`
 	// LockRootPassword: `usermod -L root` (root keeps no usable password).
+	// The agent locks it only after proving the admin can log in and sudo.
 	LockRootPassword bool `json:"lock_root_password"`
+	// AdminSudo is the sudo rule the profile gave the admin: "" or
+	// SudoNopasswd (the agent runs `sudo -n true` as the admin), or
+	// SudoPassword (`sudo -l -U admin` must grant ALL; the agent cannot
+	// type the password).
+	AdminSudo string `json:"admin_sudo,omitempty"`
 }
+
+// Sudo rules of the admin (Accounts.AdminSudo).
+const (
+	SudoNopasswd = "nopasswd"
+	SudoPassword = "password"
+)
 
 // Firewall is a default-deny inbound firewall for IPv4 and IPv6.
 type Firewall struct {

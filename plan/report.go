@@ -23,6 +23,7 @@ type Report struct {
 	Firewall FirewallState `json:"firewall"`
 	Fail2ban Fail2banState `json:"fail2ban"`
 	Updates  UpdatesState  `json:"updates"`
+	Admin    AdminState    `json:"admin"`
 	HostKeys []HostKey     `json:"host_keys"`
 }
 
@@ -99,4 +100,20 @@ type UpdatesState struct {
 type HostKey struct {
 	Type        string `json:"type"` // e.g. "ssh-ed25519"
 	Fingerprint string `json:"fingerprint"`
+}
+
+// AdminState is what the agent proved about the admin's way in.
+type AdminState struct {
+	User string `json:"user"`
+	// Shell is the admin's login shell, as /etc/passwd names it.
+	Shell string `json:"shell"`
+	// AuthorizedKeys counts the keys in the admin's authorized_keys that
+	// sshd (StrictModes) would read.
+	AuthorizedKeys int `json:"authorized_keys"`
+	// Sudo is the rule proven: "nopasswd" when `sudo -n true` succeeded as
+	// the admin, "password" when `sudo -l -U` grants ALL; "" when unproven.
+	Sudo string `json:"sudo"`
+	// CanLogin is true when every check passed: shell, keys, account not
+	// locked or expired for key login, sudo.
+	CanLogin bool `json:"can_login"`
 }

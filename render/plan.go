@@ -49,7 +49,10 @@ func buildPlan(p *config.Profile, m *config.Machine) (*plan.Plan, error) {
 		Version:    plan.Version,
 		Profile:    name,
 		InstanceID: m.InstanceID,
-		Accounts:   plan.Accounts{Admin: m.AdminUser, LockRootPassword: true},
+		Accounts:   plan.Accounts{Admin: m.AdminUser, LockRootPassword: true, AdminSudo: plan.SudoNopasswd},
+	}
+	if p.Admin.Sudo == "password" { // the agent proves the rule it can: see plan.Accounts
+		pl.Accounts.AdminSudo = plan.SudoPassword
 	}
 	r := &renderer{}
 

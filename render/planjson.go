@@ -30,26 +30,15 @@ func PlanDigest(data []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// DecodePlan parses a plan, rejecting unknown fields, other versions and an
-// SSH port out of range. If wantDigest is not empty the
-// data must hash to it.
+// DecodePlan parses a plan with plan.Decode (unknown fields, duplicate keys,
+// trailing data, other versions and an SSH port out of range are errors).
+// If wantDigest is not empty the data must hash to it.
 func DecodePlan(data []byte, wantDigest string) (*plan.Plan, error) {
 	if wantDigest != "" {
 		if got := PlanDigest(data); got != wantDigest {
 			return nil, fmt.Errorf("plan digest mismatch: got sha256 %s, want %s", got, wantDigest)
 		}
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var p plan.Plan
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("decode plan: %w", err)
-	}
-	if p.Version != plan.Version {
-		return nil, fmt.Errorf("plan version %d is not supported (want %d)", p.Version, plan.Version)
-	}
-	if p.SSH.Port < 1 || p.SSH.Port > 65535 {
-		return nil, fmt.Errorf("plan: ssh.port %d out of range", p.SSH.Port)
-	}
-	return &p, nil
+	// One decoder for both sides: the agent calls plan.Decode too.
+	return plan.Decode(data)
 }

@@ -80,9 +80,7 @@ func sshdConfig(t *testing.T, dropIn string, extra ...string) string {
 	if err := os.WriteFile(cfg, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { // privilege separation dir sshd -t insists on
-		t.Skipf("cannot create /run/sshd: %v", err)
-	}
+	testtool.SSHDPrivsepDir(t) // sshd -t insists on it
 	return cfg
 }
 
@@ -152,7 +150,7 @@ func TestIPTablesAcceptRules(t *testing.T) {
 func TestFail2banAcceptsJailLocal(t *testing.T) {
 	client := testtool.Require(t, "fail2ban-client")
 	if _, err := os.Stat("/etc/fail2ban/jail.conf"); err != nil {
-		t.Skip("fail2ban's stock configuration is not installed")
+		testtool.SkipOrFail(t, "fail2ban's stock configuration is not installed")
 	}
 	for _, c := range exampleCombos {
 		t.Run(c.profile+"/"+c.order, func(t *testing.T) {
@@ -189,9 +187,7 @@ func TestFail2banAcceptsJailLocal(t *testing.T) {
 func TestSSHAudit(t *testing.T) {
 	sshd := testtool.Require(t, "sshd")
 	audit := testtool.Require(t, "ssh-audit")
-	if os.Geteuid() != 0 {
-		t.Skip("sshd needs root to start")
-	}
+	testtool.RequireRoot(t) // sshd needs root to start
 	for _, profile := range []string{"baseline", "strict"} {
 		t.Run(profile, func(t *testing.T) {
 			port := freePort(t)

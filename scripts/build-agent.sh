@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the first-boot agent for linux/amd64 and linux/arm64, static and
-# stripped, and hold it to its size budget: amd64 <= 2.0 MiB and <= 1.5x a
+# stripped, and hold it to its size budget: amd64 <= 3.0 MiB and <= 2.0x a
 # stripped hello-world built the same way in the same run (so the ratio
 # follows the Go toolchain, the absolute cap follows user-data/seed limits).
 #
@@ -9,7 +9,7 @@ set -euo pipefail
 
 bin=${1:?usage: build-agent.sh BIN_DIR LDFLAGS}
 ldflags=${2:--s -w}
-max_bytes=$((2 * 1024 * 1024))
+max_bytes=$((3 * 1024 * 1024))
 
 mkdir -p "$bin"
 for arch in amd64 arm64; do
@@ -54,11 +54,11 @@ case $info in
 esac
 a=$(size "$agent")
 if [ "$a" -gt "$max_bytes" ]; then
-	echo "FAIL: $agent is $a bytes, over the 2.0 MiB budget ($max_bytes)" >&2
+	echo "FAIL: $agent is $a bytes, over the 3.0 MiB budget ($max_bytes)" >&2
 	fail=1
 fi
-if [ $((a * 2)) -gt $((hello * 3)) ]; then
-	echo "FAIL: $agent is $a bytes, over 1.5x hello-world ($hello)" >&2
+if [ "$a" -gt $((hello * 2)) ]; then
+	echo "FAIL: $agent is $a bytes, over 2.0x hello-world ($hello)" >&2
 	fail=1
 fi
 exit $fail

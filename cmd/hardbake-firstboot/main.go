@@ -2,8 +2,8 @@
 // apply a hardbake plan, prove it and report. See package agent for the
 // stages and exit codes.
 //
-//	hardbake-firstboot apply --stage early|late [--plan FILE] [--plan-sha256 HEX] [--root DIR]
-//	hardbake-firstboot check [--plan FILE] [--root DIR]
+//	hardbake-firstboot apply --stage early|late [--plan FILE] [--plan-sha256 HEX]
+//	hardbake-firstboot check [--plan FILE]
 //	hardbake-firstboot version
 package main
 
@@ -25,8 +25,8 @@ func main() {
 }
 
 func usage(w io.Writer) int {
-	fmt.Fprintln(w, "usage: hardbake-firstboot apply --stage early|late [--plan FILE] [--plan-sha256 HEX] [--root DIR]")
-	fmt.Fprintln(w, "       hardbake-firstboot check [--plan FILE] [--root DIR]")
+	fmt.Fprintln(w, "usage: hardbake-firstboot apply --stage early|late [--plan FILE] [--plan-sha256 HEX]")
+	fmt.Fprintln(w, "       hardbake-firstboot check [--plan FILE]")
 	fmt.Fprintln(w, "       hardbake-firstboot version")
 	return agent.ExitUsage
 }
@@ -43,8 +43,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if cmd != "apply" && cmd != "check" {
 		return usage(stderr)
 	}
-	planPath, root, stage, digest := plan.PlanPath, "/", "", ""
-	vals := map[string]*string{"plan": &planPath, "root": &root}
+	// There is no --root: the agent's commands (systemctl, sshd, nft) and
+	// its banner dial act on the running machine, so a file root elsewhere
+	// would check one system's files against another system's services.
+	// Tests inject agent.Root and agent.Runner instead.
+	planPath, stage, digest := plan.PlanPath, "", ""
+	vals := map[string]*string{"plan": &planPath}
 	if cmd == "apply" {
 		vals["stage"], vals["plan-sha256"] = &stage, &digest
 	}
@@ -61,22 +65,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		opts.Stage, opts.WantDigest = stage, digest
 	}
 	a := &agent.Agent{
-		Root:    agent.Root{Dir: root},
+		Root:    agent.Root{Dir: "/"},
 		Runner:  agent.ExecRunner{},
 		Uptime:  agent.ProcUptime,
 		Banner:  agent.DialBanner,
 		Sleep:   time.Sleep,
 		Out:     stdout,
+		Err:     stderr,
 		Version: version,
 	}
-	// No context.WithTimeout: it costs ~100 KiB in the static binary. Each
-	// command and each poll loop is bounded inside the agent instead.
+	// Each command (ExecRunner) and each poll loop is bounded inside the agent.
+	// A run that cannot start still leaves a report and prints the FAILED
+	// line (Agent.Run does both); the error repeats on stderr.
 	code, err := a.Run(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "hardbake-firstboot: %v\n", err)
-		if code == agent.ExitUsage {
-			fmt.Fprintf(stdout, "hardbake: FAILED step=plan: %v\n", err)
-		}
 	}
 	return code
 }
