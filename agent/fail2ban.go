@@ -100,18 +100,34 @@ func ParseProperties(out string) map[string]string {
 	return props
 }
 
-// verifyJails asks the running fail2ban for the port each planned jail's
-// first action bans on (`get JAIL actions` fails for a jail that does not
-// run, so it doubles as the status check).
+// verifyJails asks the running fail2ban how each planned jail bans (`get
+// JAIL actions` fails for a jail that does not run, so it doubles as the
+// status check). A jail planned with a port must ban on exactly that port;
+// one planned with none (recidive) must ban on all ports, which its action
+// says by name: the port property of an all-ports action is whatever the
+// [DEFAULT] section left there ("0:65535" in fail2ban 1.0's jail.conf) and
+// means nothing.
 func (r *run) verifyJails() error {
 	rep := &r.rep.Fail2ban
 	rep.Jails = map[string]string{}
 	var errs []error
 	for _, jail := range sortedKeys(r.plan.Fail2ban.Jails) {
 		want := r.plan.Fail2ban.Jails[jail]
-		port, err := r.jailPort(jail)
+		action, err := r.jailAction(jail)
 		if err != nil {
 			errs = append(errs, err)
+			continue
+		}
+		if want == "" {
+			rep.Jails[jail] = "all ports (" + action + ")"
+			if !IsAllPortsAction(action) {
+				errs = append(errs, fmt.Errorf("jail %s bans with %s, want an all-ports action", jail, action))
+			}
+			continue
+		}
+		port, err := runString(r.Runner, "fail2ban-client", "get", jail, "action", action, "port")
+		if err != nil {
+			errs = append(errs, fmt.Errorf("jail %s action %s port: %w", jail, action, err))
 			continue
 		}
 		rep.Jails[jail] = port
@@ -122,7 +138,8 @@ func (r *run) verifyJails() error {
 	return errors.Join(errs...)
 }
 
-func (r *run) jailPort(jail string) (string, error) {
+// jailAction is the first action of a running jail.
+func (r *run) jailAction(jail string) (string, error) {
 	out, err := runString(r.Runner, "fail2ban-client", "get", jail, "actions")
 	if err != nil {
 		return "", fmt.Errorf("jail %s actions: %w", jail, err)
@@ -131,11 +148,14 @@ func (r *run) jailPort(jail string) (string, error) {
 	if len(actions) == 0 {
 		return "", fmt.Errorf("jail %s has no actions", jail)
 	}
-	port, err := runString(r.Runner, "fail2ban-client", "get", jail, "action", actions[0], "port")
-	if err != nil {
-		return "", fmt.Errorf("jail %s action %s port: %w", jail, actions[0], err)
-	}
-	return port, nil
+	return actions[0], nil
+}
+
+// IsAllPortsAction reports whether a fail2ban action bans on every port:
+// the nftables-allports and iptables-allports actions the plan configures
+// (fail2ban 1.0 and 1.1 both ship them, as aliases of type=allports).
+func IsAllPortsAction(name string) bool {
+	return strings.HasSuffix(name, "-allports") || strings.HasSuffix(name, "[type=allports]")
 }
 
 // ParseF2BActions reads `fail2ban-client get JAIL actions`:

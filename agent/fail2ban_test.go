@@ -105,3 +105,44 @@ func TestParseProperties(t *testing.T) {
 		}
 	}
 }
+
+// A jail planned for all ports (strict's recidive) is proven by its action,
+// not by the port property, which fail2ban 1.0 reports as jail.conf's
+// [DEFAULT] "0:65535" for an all-ports action (the strict profile's first
+// boot failed on exactly that).
+func TestFail2banAllPortsJail(t *testing.T) {
+	for _, tc := range []struct {
+		name, action string
+		wantOK       bool
+	}{
+		{"nftables all-ports action", "nftables-allports", true},
+		{"iptables all-ports action", "iptables-allports", true},
+		{"type parameter form", "nftables[type=allports]", true},
+		{"multiport action bans only some ports", "nftables-multiport", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newFake(t)
+			p := testPlan()
+			p.Fail2ban.Jails["recidive"] = ""
+			m.install(p)
+			if code, r, out := m.apply(StageEarly, false); code != ExitOK {
+				t.Fatalf("early: exit %d %s %+v", code, out, r.Steps)
+			}
+			m.active["ssh.service"] = true
+			m.startSSH(m.sshdPort())
+			m.tools["fail2ban-client"], m.uuPkg = true, true
+			m.uptime = 60
+			m.startFail2ban()
+			m.f2bRecidiveAction = tc.action
+			m.uptime += 30
+			code, r, out := m.apply(StageLate, false)
+			ok := code == ExitOK && r.Fail2ban.State == "ok" && stepStatus(r, StageLate, "fail2ban") == plan.StatusApplied
+			if ok != tc.wantOK {
+				t.Fatalf("hardened %v, want %v: exit %d %s fail2ban %+v", ok, tc.wantOK, code, out, r.Fail2ban)
+			}
+			if tc.wantOK && r.Fail2ban.Jails["recidive"] != "all ports ("+tc.action+")" {
+				t.Errorf("report says recidive bans on %q", r.Fail2ban.Jails["recidive"])
+			}
+		})
+	}
+}

@@ -39,6 +39,8 @@ type fakeMachine struct {
 	sysctl   map[string]string
 	f2bUp    bool
 	f2bPort  string
+	// f2bRecidiveAction is the action the running recidive jail bans with.
+	f2bRecidiveAction string
 	f2bStart float64 // CLOCK_MONOTONIC seconds the daemon started at (0: unknown)
 	uptime   float64 // what the agent's clock reads
 	uuPkg    bool
@@ -351,6 +353,10 @@ func (m *fakeMachine) Run(name string, args ...string) ([]byte, error) {
 			return []byte("Server replied: pong\n"), nil
 		case arg(0) == "status":
 			return []byte("Status for the jail: sshd\n"), nil
+		case arg(0) == "get" && arg(1) == "recidive" && arg(2) == "actions":
+			return []byte("The jail recidive has the following actions:\n" + m.f2bRecidiveAction + "\n"), nil
+		case arg(0) == "get" && arg(1) == "recidive" && arg(2) == "action":
+			return []byte("0:65535\n"), nil // fail2ban 1.0: jail.conf's [DEFAULT] port
 		case arg(0) == "get" && arg(2) == "actions":
 			return []byte("The jail sshd has the following actions:\nnftables-multiport\n"), nil
 		case arg(0) == "get" && arg(2) == "action":
