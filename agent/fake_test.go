@@ -41,9 +41,9 @@ type fakeMachine struct {
 	f2bPort  string
 	// f2bRecidiveAction is the action the running recidive jail bans with.
 	f2bRecidiveAction string
-	f2bStart float64 // CLOCK_MONOTONIC seconds the daemon started at (0: unknown)
-	uptime   float64 // what the agent's clock reads
-	uuPkg    bool
+	f2bStart          float64 // CLOCK_MONOTONIC seconds the daemon started at (0: unknown)
+	uptime            float64 // what the agent's clock reads
+	uuPkg             bool
 	// sudoRule is what sudo grants the admin: "nopasswd", "password" or
 	// "" (nothing).
 	sudoRule string
