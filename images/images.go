@@ -74,6 +74,11 @@ type File struct {
 // change it at run time.
 func fixedTime() time.Time { return time.Date(2000, time.January, 1, 0, 0, 0, 0, time.UTC) }
 
+// FixedTime is the timestamp every seed records for its files and volume;
+// a seed directory's files carry it too, so it does not depend on when
+// it was built.
+func FixedTime() time.Time { return fixedTime() }
+
 // maxNameLen bounds file names well inside the limits of Rock Ridge NM
 // entries, FAT long names and ext4, so a name valid for one format is valid
 // for all of them.
