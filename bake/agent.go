@@ -218,15 +218,20 @@ func CheckAgentBinary(bin []byte, arch string) (err error) {
 	if len(bin) < 4 || !bytes.Equal(bin[:4], []byte(elf.ELFMAG)) {
 		return errors.New("not an ELF file (no ELF magic number): the agent must be a static Linux executable")
 	}
+	// Class and byte order first, from the identification bytes: a
+	// 32-bit file would otherwise fail deeper in the parse with a less
+	// useful message.
+	if len(bin) > int(elf.EI_DATA) {
+		if c := elf.Class(bin[elf.EI_CLASS]); c != elf.ELFCLASS64 {
+			return fmt.Errorf("a %v ELF file, not a 64-bit one (ELFCLASS64) for %s", c, arch)
+		}
+		if d := elf.Data(bin[elf.EI_DATA]); d != elf.ELFDATA2LSB {
+			return fmt.Errorf("a %v ELF file, not a little-endian one for %s", d, arch)
+		}
+	}
 	f, err := elf.NewFile(bytes.NewReader(bin))
 	if err != nil {
 		return fmt.Errorf("not a valid ELF file (%v)", err)
-	}
-	if f.Class != elf.ELFCLASS64 {
-		return fmt.Errorf("a %v ELF file, not a 64-bit one (ELFCLASS64) for %s", f.Class, arch)
-	}
-	if f.Data != elf.ELFDATA2LSB {
-		return fmt.Errorf("a big-endian ELF file, not a little-endian one for %s", arch)
 	}
 	if f.Machine != want {
 		return fmt.Errorf("built for %v, not for %s (%v)", f.Machine, arch, want)
