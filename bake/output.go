@@ -35,6 +35,18 @@ type WriteOptions struct {
 	// FixedTimes stamps the written files (and a new directory) with
 	// images.FixedTime, so a seed directory is reproducible.
 	FixedTimes bool
+
+	// noLock skips the directory lock, only so a test can show that its
+	// concurrency check finds the mixed results the lock prevents.
+	noLock bool
+}
+
+// lock takes the writers' lock on dir unless a test turned it off.
+func (o WriteOptions) lock(dir string) (func(), error) {
+	if o.noLock {
+		return func() {}, nil
+	}
+	return lockDir(dir)
 }
 
 func (o WriteOptions) field() string {
@@ -68,7 +80,7 @@ func WriteImage(path string, img *images.Image, opts WriteOptions) (err error) {
 			return fmt.Errorf("create %s: %w", quotePath(dir), err)
 		}
 	}
-	unlock, err := lockDir(dir)
+	unlock, err := opts.lock(dir)
 	if err != nil {
 		return err
 	}
@@ -155,7 +167,7 @@ func WriteDir(path string, files []images.File, opts WriteOptions) (*DirResult, 
 			return nil, fmt.Errorf("create %s: %w", quotePath(parent), err)
 		}
 	}
-	unlock, err := lockDir(parent)
+	unlock, err := opts.lock(parent)
 	if err != nil {
 		return nil, err
 	}
