@@ -22,6 +22,9 @@ type Request struct {
 	Overrides Overrides
 	// Agent says how the machine gets the agent, and which binary.
 	Agent AgentRequest
+	// Resolved, when set, is used instead of resolving Agent: a service
+	// resolves (reads, checks, hashes) each agent once, not per order.
+	Resolved *Agent
 	// NetworkConfig adds a network-config document (DHCP everywhere).
 	NetworkConfig bool
 	// Images builds the seed images (its WorkDir: where an ISO build
@@ -99,9 +102,11 @@ func Seed(req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	agent, err := ResolveAgent(req.Agent)
-	if err != nil {
-		return nil, err
+	agent := req.Resolved
+	if agent == nil {
+		if agent, err = ResolveAgent(req.Agent); err != nil {
+			return nil, err
+		}
 	}
 	res, err := render.Compile(req.Profile, m, agent.Agent, render.Options{NetworkConfig: req.NetworkConfig})
 	if err != nil {

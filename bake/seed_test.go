@@ -137,6 +137,28 @@ func TestSeedErrorOrder(t *testing.T) {
 	}
 }
 
+// TestSeedResolvedAgent: a pre-resolved agent gives the same seed as
+// resolving it per request.
+func TestSeedResolvedAgent(t *testing.T) {
+	req := testRequest(t)
+	want, err := Seed(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ResolveAgent(req.Agent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Agent, req.Resolved = AgentRequest{Mode: "bogus"}, a
+	got, err := Seed(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.UserData, want.UserData) {
+		t.Error("user-data differs with a pre-resolved agent")
+	}
+}
+
 func TestCheckUserDataSize(t *testing.T) {
 	res, err := Seed(testRequest(t))
 	if err != nil {
@@ -159,6 +181,11 @@ func TestCheckUserDataSize(t *testing.T) {
 func BenchmarkSeedISO(b *testing.B) {
 	req := testRequest(b)
 	req.Agent.Binary = append(baketest.StaticELF("amd64"), make([]byte, 3<<20)...)
+	a, err := ResolveAgent(req.Agent)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Resolved = a // resolved once, as a service would
 	b.ReportAllocs()
 	for b.Loop() {
 		res, err := Seed(req)
