@@ -89,6 +89,9 @@ func WriteImage(path string, img *images.Image, opts WriteOptions) (err error) {
 	if err := checkFileTarget(target, path, opts); err != nil {
 		return err
 	}
+	if firstMountPoint(dir, []string{filepath.Base(target)}) != "" {
+		return renameError(field, path, syscall.EBUSY)
+	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("create temporary image: %w", err)
@@ -245,6 +248,13 @@ func intoDir(dir, shown string, files []images.File, opts WriteOptions) (res *Di
 		if in, ok := sameAsInput(fi, opts.Inputs); ok {
 			return nil, inputErr(field, fmt.Sprintf("%s is the file given to %s; refusing to overwrite an input (nothing written)", quotePath(filepath.Join(shown, f.Name)), in.Flag))
 		}
+	}
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = f.Name
+	}
+	if n := firstMountPoint(dir, names); n != "" {
+		return nil, renameError(field, filepath.Join(shown, n), syscall.EBUSY)
 	}
 	temps := make([]string, len(files))
 	defer func() {

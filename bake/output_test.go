@@ -545,3 +545,48 @@ func TestWriteDirConcurrentNeedsLock(t *testing.T) {
 	}
 	t.Logf("of 300 unlocked rounds, %d left a mixed seed and %d had a writer fail", mixed, failed)
 }
+
+// TestWriteDirFileMountPoint: a seed file with something mounted on it is
+// found before anything is replaced, so the seed is not left half new.
+func TestWriteDirFileMountPoint(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "seed")
+	if _, err := WriteDir(dir, seedFiles("A"), WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(filepath.Dir(dir), "elsewhere")
+	mustWrite(t, src, "#cloud-config\n# order A\n")
+	requireRootMount(t, src, filepath.Join(dir, "user-data"), "", syscall.MS_BIND)
+	before := snapshot(t, dir)
+	_, err := WriteDir(dir, seedFiles("B"), WriteOptions{Field: "-o"})
+	wantInputError(t, err, "user-data is a mount point")
+	sameSnapshot(t, before, snapshot(t, dir))
+}
+
+func TestUnescapeMount(t *testing.T) {
+	for in, want := range map[string]string{
+		`/mnt/a\040b`:  "/mnt/a b",
+		`/x\134y`:      `/x\y`,
+		`/plain`:       "/plain",
+		`/bad\09`:      `/bad\09`,
+		`/end\04`:      `/end\04`,
+		`/t\011\012z`:  "/t\t\nz",
+		`/trailing\\`:  `/trailing\\`,
+		`/mnt/\040`:    "/mnt/ ",
+		`\040`:         " ",
+		`/a\040\040b`:  "/a  b",
+		`/x\777`:       `/x\777`,
+		`/x\0401`:      "/x 1",
+		`/weird\`:      `/weird\`,
+		`/q\1`:         `/q\1`,
+		`/z\12`:        `/z\12`,
+		`/ok\1340`:     `/ok\0`,
+		`/sp\040\134`:  `/sp \`,
+		`/m\060`:       "/m0",
+		`/n\101\102`:   "/nAB",
+		`/e\040end\\x`: `/e end\\x`,
+	} {
+		if got := unescapeMount(in); got != want {
+			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
