@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +15,19 @@ import (
 
 	"hardbake.dev/hardbake/bake/baketest"
 )
+
+// mkagentMain is the scripts' `mkagent ARCH FILE`: it writes a minimal
+// static ELF executable for ARCH, which passes bake's agent check.
+func mkagentMain() {
+	if len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: mkagent ARCH FILE")
+		os.Exit(2)
+	}
+	if err := os.WriteFile(os.Args[2], baketest.StaticELF(os.Args[1]), 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
 
 const testKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDwbRPMtfACh8WYvLTXcOxfHbAmImwary/CCUrpLChl4 ops@example.com"
 
