@@ -213,3 +213,20 @@ func TestResolveAgent(t *testing.T) {
 		})
 	}
 }
+
+func TestDefaultSearchDirs(t *testing.T) {
+	t.Setenv("HARDBAKE_AGENT_DIR", "/opt/agents")
+	dirs := DefaultSearchDirs()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/opt/agents", filepath.Dir(exe), PackageAgentDir}
+	if strings.Join(dirs, ":") != strings.Join(want, ":") {
+		t.Errorf("DefaultSearchDirs() = %v, want %v", dirs, want)
+	}
+	t.Setenv("HARDBAKE_AGENT_DIR", "")
+	if dirs := DefaultSearchDirs(); len(dirs) != 2 || dirs[1] != PackageAgentDir {
+		t.Errorf("without HARDBAKE_AGENT_DIR: %v", dirs)
+	}
+}
