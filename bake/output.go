@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 
 	"hardbake.dev/hardbake/images"
@@ -274,13 +275,7 @@ func intoDir(dir, shown string, files []images.File, opts WriteOptions) (res *Di
 			return nil, err
 		}
 	}
-	for i, f := range files {
-		if err := os.Rename(temps[i], filepath.Join(dir, f.Name)); err != nil {
-			return nil, renameError(field, filepath.Join(shown, f.Name), err)
-		}
-		temps[i] = ""
-	}
-	if err := syncDir(dir); err != nil {
+	if err := replaceAll(dir, shown, field, files, temps); err != nil {
 		return nil, err
 	}
 	res = &DirResult{}
@@ -293,6 +288,82 @@ func intoDir(dir, shown string, files []images.File, opts WriteOptions) (res *Di
 		}
 	}
 	return res, nil
+}
+
+// replaceAll renames each temporary over its file. A rename can still fail
+// after every check passed (an immutable file, an I/O error): then the
+// files already replaced get their previous content back, from hard links
+// made before the first rename, so the directory holds the old seed or the
+// new one, never a mix. Where hard links are impossible the previous
+// content cannot be kept and a failure says which files were replaced.
+func replaceAll(dir, shown, field string, files []images.File, temps []string) error {
+	backups := make([]string, len(files)) // hard links to the previous files
+	existed := make([]bool, len(files))
+	defer func() {
+		for _, b := range backups {
+			if b != "" {
+				_ = os.Remove(b)
+			}
+		}
+	}()
+	for i, f := range files {
+		target := filepath.Join(dir, f.Name)
+		if _, err := os.Lstat(target); err != nil {
+			continue
+		}
+		existed[i] = true
+		b, err := reserveName(dir, "."+f.Name+".old-*")
+		if err != nil {
+			return err
+		}
+		if os.Link(target, b) == nil {
+			backups[i] = b
+		}
+	}
+	for i, f := range files {
+		target := filepath.Join(dir, f.Name)
+		if err := os.Rename(temps[i], target); err != nil {
+			failed := renameError(field, filepath.Join(shown, f.Name), err)
+			var lost []string
+			for j := range i {
+				p := filepath.Join(dir, files[j].Name)
+				switch {
+				case backups[j] != "":
+					err = os.Rename(backups[j], p)
+					backups[j] = ""
+				case !existed[j]:
+					err = os.Remove(p)
+				default:
+					err = errors.New("no hard link of the previous file")
+				}
+				if err != nil {
+					lost = append(lost, fmt.Sprintf("%s (%v)", files[j].Name, err))
+				}
+			}
+			if len(lost) > 0 {
+				return fmt.Errorf("%w; these were already replaced and could not be restored: %s", failed, strings.Join(lost, ", "))
+			}
+			return failed
+		}
+		temps[i] = ""
+	}
+	return syncDir(dir)
+}
+
+// reserveName returns an unused name in dir for os.Link, which will not
+// replace an existing file: CreateTemp finds one, and the placeholder is
+// removed.
+func reserveName(dir, pattern string) (string, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return "", fmt.Errorf("reserve a backup name in %s: %w", quotePath(dir), err)
+	}
+	name := f.Name()
+	_ = f.Close()
+	if err := os.Remove(name); err != nil {
+		return "", fmt.Errorf("reserve a backup name in %s: %w", quotePath(dir), err)
+	}
+	return name, nil
 }
 
 // writeFileSynced creates name and fills it.

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"hardbake.dev/hardbake/images"
+	"hardbake.dev/hardbake/internal/testtool"
 )
 
 // entry is what a snapshot records of one directory entry.
@@ -537,10 +539,11 @@ func TestWriteDirConcurrent(t *testing.T) {
 }
 
 // TestWriteDirConcurrentNeedsLock shows the check above can fail: without
-// the lock, interleaved writers do leave mixed seeds.
+// the lock, interleaved writers leave mixed seeds or fail (the locked test
+// treats either as a failure).
 func TestWriteDirConcurrentNeedsLock(t *testing.T) {
 	mixed, failed := concurrentRounds(t, 300, WriteOptions{NewDirMode: 0o755, noLock: true})
-	if mixed == 0 {
+	if mixed+failed == 0 {
 		t.Skip("no interleaving happened in 300 unlocked rounds on this machine; TestWriteDirConcurrent still ran")
 	}
 	t.Logf("of 300 unlocked rounds, %d left a mixed seed and %d had a writer fail", mixed, failed)
@@ -589,4 +592,29 @@ func TestUnescapeMount(t *testing.T) {
 			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// TestWriteDirRollsBack: when a rename fails after the checks (here an
+// immutable user-data, so meta-data, renamed first, is already new), the
+// files already replaced get their previous content back.
+func TestWriteDirRollsBack(t *testing.T) {
+	chattr := testtool.Require(t, "chattr")
+	dir := filepath.Join(t.TempDir(), "seed")
+	if _, err := WriteDir(dir, seedFiles("A"), WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ud := filepath.Join(dir, "user-data")
+	if out, err := exec.Command(chattr, "+i", ud).CombinedOutput(); err != nil {
+		if os.Getenv("HARDBAKE_REQUIRE_TOOLS") == "1" {
+			t.Fatalf("chattr +i (HARDBAKE_REQUIRE_TOOLS=1): %v: %s", err, out)
+		}
+		t.Skipf("chattr +i not possible here (needs root and a file system with the flag): %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command(chattr, "-i", ud).Run() })
+	before := snapshot(t, dir)
+	_, err := WriteDir(dir, seedFiles("B"), WriteOptions{Field: "-o"})
+	if err == nil || !strings.Contains(err.Error(), "user-data") {
+		t.Fatalf("error %v, want one naming user-data", err)
+	}
+	sameSnapshot(t, before, snapshot(t, dir))
 }
