@@ -144,8 +144,11 @@ func seedNames() []string {
 // A new directory is built whole beside path and renamed into place (one
 // atomic rename). Into an existing directory each file is written to a
 // temporary file inside it and renamed over its name, after every target
-// was checked; nothing else in the directory is touched: no file removed,
-// no mode or owner changed. Writers into the same place are serialized by
+// was checked (type, inputs, mount points); should a rename still fail,
+// the files already replaced are restored. Nothing else in the directory
+// is touched: no file removed, no mode or owner changed. (A power loss
+// between two renames can still leave a mix: there is no atomic rename of
+// several files into a directory that also holds other files.) Writers into the same place are serialized by
 // a lock on the parent directory, so two concurrent writes never leave
 // one's user-data beside the other's meta-data. Refused, with nothing
 // written: path (or a target file in it) being an input of the run, path
