@@ -177,7 +177,7 @@ func TestResolveAgent(t *testing.T) {
 		{"lookup arm64", AgentRequest{Arch: "arm64", SearchDirs: []string{lookupDir}}, "", ""},
 		{"bad mode", AgentRequest{Mode: "ftp://x", Path: good}, "--agent", `"ftp://x" is not seed, url=URL or embed`},
 		{"seed with value", AgentRequest{Mode: "seed=x", Path: good}, "--agent", "takes no value"},
-		{"url scheme", AgentRequest{Mode: "url=ftp://x", Path: good}, "--agent", "must be an https"},
+		{"url scheme", AgentRequest{Mode: "url=ftp://x", Path: good}, "--agent", `url="ftp://x" must be an`},
 		{"bad arch", AgentRequest{Arch: "riscv64", Path: good}, "--arch", `"riscv64" is not amd64 or arm64`},
 		{"bad sha", AgentRequest{Path: good, SHA256: "abc"}, "--agent-sha256", "not a sha256"},
 		{"sha mismatch", AgentRequest{Path: good, SHA256: sha}, "--agent-sha256", "does not match"},
