@@ -618,3 +618,18 @@ func TestWriteDirRollsBack(t *testing.T) {
 	}
 	sameSnapshot(t, before, snapshot(t, dir))
 }
+
+func FuzzUnescapeMount(f *testing.F) {
+	for _, s := range []string{`/mnt/a\040b`, `/x\134y`, `\`, `\04`, `/plain`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := unescapeMount(s)
+		if len(got) > len(s) {
+			t.Fatalf("unescapeMount(%q) = %q grew", s, got)
+		}
+		if !strings.Contains(s, `\`) && got != s {
+			t.Fatalf("unescapeMount(%q) = %q changed a string without escapes", s, got)
+		}
+	})
+}
