@@ -151,8 +151,8 @@ func FuzzDecodeOrder(f *testing.F) {
 					t.Fatalf("accepted key does not re-parse: %s", reason)
 				}
 			}
-			if m.SSHPort != 0 && (m.SSHPort < 1 || m.SSHPort > 65535 || m.SSHPort == 22) {
-				t.Fatalf("ssh port %d", m.SSHPort)
+			if v := m.SSHPort.Value; v != 0 && (v < 1 || v > 65535 || v == 22 || m.SSHPort.Random) {
+				t.Fatalf("ssh port %+v", m.SSHPort)
 			}
 			for _, a := range m.Allow {
 				if a.Port < 1 || a.Port > 65535 || (a.Proto != "tcp" && a.Proto != "udp") {

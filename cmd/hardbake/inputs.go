@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -24,13 +25,13 @@ type inputFlags struct {
 	adminUser   string
 	keyFiles    []string
 	keys        []string
-	sshPort     int
+	sshPort     string
 	allow       []string
 	agent       string
 	arch        string
 	agentBinary string
 	agentSHA256 string
-	netcfg      bool
+	netcfg      strictBool
 }
 
 func (f *inputFlags) register(fs *pflag.FlagSet) {
@@ -41,13 +42,14 @@ func (f *inputFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.adminUser, "admin-user", "", "admin user name (overrides the order)")
 	fs.StringArrayVar(&f.keyFiles, "ssh-key-file", nil, "file of SSH public keys for the admin (repeatable)")
 	fs.StringArrayVar(&f.keys, "ssh-key", nil, "SSH public key line for the admin (repeatable)")
-	fs.IntVar(&f.sshPort, "ssh-port", 0, "SSH port (overrides the order and the profile)")
+	fs.StringVar(&f.sshPort, "ssh-port", "", "SSH `PORT`: 1–65535 in plain decimal, or random (overrides the order and the profile)")
 	fs.StringArrayVar(&f.allow, "allow", nil, "extra inbound `PORT[/tcp|/udp]` (repeatable)")
 	fs.StringVar(&f.agent, "agent", "seed", "where the machine gets the agent: seed, url=URL or embed")
 	fs.StringVar(&f.arch, "arch", "amd64", "target architecture: amd64 or arm64")
 	fs.StringVar(&f.agentBinary, "agent-binary", "", "agent binary `PATH` (default: hardbake-firstboot-linux-ARCH beside hardbake)")
 	fs.StringVar(&f.agentSHA256, "agent-sha256", "", "sha256 of the agent at --agent url=URL when no binary is at hand")
-	fs.BoolVar(&f.netcfg, "network-config", false, "also write network-config (DHCP on every Ethernet interface)")
+	fs.Var(&f.netcfg, "network-config", "also write network-config (DHCP on every Ethernet interface); =true or =false only")
+	fs.Lookup("network-config").NoOptDefVal = "true"
 }
 
 // compile loads the inputs and renders them, printing render's warnings.
@@ -56,7 +58,7 @@ func (f *inputFlags) compile(e *env, fs *pflag.FlagSet) (*inputs, *render.Result
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := render.Compile(in.profile, in.machine, in.agent, render.Options{NetworkConfig: f.netcfg})
+	res, err := render.Compile(in.profile, in.machine, in.agent, render.Options{NetworkConfig: bool(f.netcfg)})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -133,7 +135,16 @@ func (f *inputFlags) loadOrder(fs *pflag.FlagSet) (*config.Order, *config.Source
 	set("hostname", "hostname", func() { order.Hostname = f.hostname })
 	set("instance-id", "instance_id", func() { order.InstanceID = f.instanceID })
 	set("admin-user", "admin_user", func() { order.AdminUser = f.adminUser })
-	set("ssh-port", "ssh_port", func() { order.SSHPort = f.sshPort })
+	if fs.Changed("ssh-port") {
+		// The same parser as ssh_port in an order and ssh.port in a
+		// profile: one spelling of a port everywhere.
+		port, reason := config.ParsePort(f.sshPort)
+		if reason != "" {
+			return nil, nil, &config.InputError{Errs: []*config.FieldError{{File: "--ssh-port", Path: "ssh_port", Reason: reason}}}
+		}
+		order.SSHPort = port
+		src.SetFlag("ssh_port", "--ssh-port")
+	}
 	if len(f.allow) > 0 {
 		order.Allow = f.allow
 		for i := range f.allow {
@@ -249,3 +260,21 @@ func checkAgentURL(u string) string {
 	}
 	return ""
 }
+
+// strictBool is a boolean flag that takes only true and false: pflag's own
+// bool flags also take 1, t, T, TRUE, True and their opposites, a second
+// spelling of each value that YAML and JSON inputs refuse.
+type strictBool bool
+
+func (b *strictBool) Set(s string) error {
+	v, reason := config.ParseBool(s)
+	if reason != "" {
+		return errors.New(reason)
+	}
+	*b = strictBool(v)
+	return nil
+}
+
+func (b *strictBool) String() string { return strconv.FormatBool(bool(*b)) }
+
+func (b *strictBool) Type() string { return "bool" }
