@@ -135,6 +135,13 @@ func (o *Order) checkContradictions(e *errList, p *Profile, m *Machine) {
 	case m.SSHPort.IsZero() && !p.SSH.Port.Random:
 		sshPort, sshField = p.SSH.Port.Value, "the profile's ssh.port"
 	}
+	if o.AdminUser != "" {
+		for i, g := range p.Admin.Groups {
+			if g == o.AdminUser {
+				e.add("admin_user", "%q is also the profile's admin.groups[%d]: cloud-init would create the group first and useradd would then fail", o.AdminUser, i)
+			}
+		}
+	}
 	restricted := map[string]int{} // port/proto -> index of a source-restricted profile service
 	for i, svc := range p.Firewall.Services {
 		key := fmt.Sprintf("%d/%s", svc.Port, svc.Proto)

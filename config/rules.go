@@ -1,6 +1,9 @@
 package config
 
 import (
+	"bytes"
+	"encoding/base64"
+	"io"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -420,7 +423,16 @@ func checkArmoredKey(s string) string {
 	if block.Type != openpgp.PublicKeyType {
 		return fmt.Sprintf("armour holds a %q block, not a public key", block.Type)
 	}
-	entities, err := openpgp.ReadKeyRing(block.Body)
+	body, err := io.ReadAll(block.Body)
+	if err != nil {
+		return fmt.Sprintf("is not valid ASCII armour: %v", err)
+	}
+	// RFC 9580 lets readers skip the armour checksum and go-crypto does;
+	// GnuPG 2.2 (Debian 12's apt) refuses a key whose checksum is wrong.
+	if sum, ok := armorChecksum(t); ok && sum != crc24(body) {
+		return "armour checksum does not match the key (damaged in copying?)"
+	}
+	entities, err := openpgp.ReadKeyRing(bytes.NewReader(body))
 	if err != nil {
 		return fmt.Sprintf("is not an OpenPGP public key: %v", err)
 	}
@@ -464,3 +476,35 @@ func DurationSeconds(s string) (int, error) {
 	return n, nil
 }
 
+
+// armorChecksum returns the CRC-24 of an armour's "=XXXX" line, if it has one.
+func armorChecksum(armored string) (uint32, bool) {
+	lines := strings.Split(strings.ReplaceAll(armored, "\r", ""), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if len(l) == 5 && l[0] == '=' {
+			b, err := base64.StdEncoding.DecodeString(l[1:])
+			if err != nil || len(b) != 3 {
+				return 0, false
+			}
+			return uint32(b[0])<<16 | uint32(b[1])<<8 | uint32(b[2]), true
+		}
+	}
+	return 0, false
+}
+
+// crc24 is OpenPGP's armour checksum (RFC 4880 6.1).
+func crc24(data []byte) uint32 {
+	const init, poly = 0xB704CE, 0x1864CFB
+	crc := uint32(init)
+	for _, b := range data {
+		crc ^= uint32(b) << 16
+		for range 8 {
+			crc <<= 1
+			if crc&0x1000000 != 0 {
+				crc ^= poly
+			}
+		}
+	}
+	return crc & 0xFFFFFF
+}
