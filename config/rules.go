@@ -3,8 +3,8 @@ package config
 import (
 	"bytes"
 	"encoding/base64"
-	"io"
 	"fmt"
+	"io"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -180,7 +180,7 @@ var takeoverPackages = map[string]string{
 	"ferm": "replaces the firewall ruleset", "shorewall": "replaces the firewall ruleset",
 	"shorewall6": "replaces the firewall ruleset", "arno-iptables-firewall": "replaces the firewall ruleset",
 	"fireqos": "replaces the firewall ruleset", "firehol": "replaces the firewall ruleset",
-	"iptables-persistent": "loads its own saved rules over the firewall",
+	"iptables-persistent":  "loads its own saved rules over the firewall",
 	"netfilter-persistent": "loads its own saved rules over the firewall",
 	"sshguard":             "manages firewall bans beside fail2ban",
 	"dropbear":             "is another SSH server", "dropbear-bin": "is another SSH server",
@@ -475,7 +475,6 @@ func DurationSeconds(s string) (int, error) {
 	}
 	return n, nil
 }
-
 
 // armorChecksum returns the CRC-24 of an armour's "=XXXX" line, if it has one.
 func armorChecksum(armored string) (uint32, bool) {

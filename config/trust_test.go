@@ -251,7 +251,6 @@ func runOrderCases(t *testing.T, p *config.Profile, cases []orderCase) {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-
 // armorOf wraps body in a public-key armour with a correct checksum.
 func armorOf(t *testing.T, body []byte) string {
 	t.Helper()
