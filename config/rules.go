@@ -345,7 +345,8 @@ func checkURL(s string) string {
 	return ""
 }
 
-// checkMirrorHost accepts a hostname or a dotted-quad IPv4 address. IPv6
+// checkMirrorHost accepts a hostname whose last label starts with a letter,
+// or a dotted-quad IPv4 address. IPv6
 // literals are refused: a mirror has a name, and apt's sources.list and
 // cloud-init's templating of [v6] brackets are both easy to get wrong.
 func checkMirrorHost(h string) string {
@@ -357,6 +358,12 @@ func checkMirrorHost(h string) string {
 	}
 	if reason := checkHostname(h); reason != "" {
 		return "host " + reason
+	}
+	// A mirror is reached by a DNS name, whose top-level label starts with
+	// a letter; this also keeps "1.2.3" and "10.1" from reading as an
+	// address to inet_aton.
+	if top := h[strings.LastIndexByte(h, '.')+1:]; top[0] < 'A' || (top[0] > 'Z' && top[0] < 'a') || top[0] > 'z' {
+		return fmt.Sprintf("host %q: its last label must start with a letter", h)
 	}
 	return ""
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -32,6 +34,7 @@ func JSONSchema() ([]byte, error) {
 
 var portSpecType = reflect.TypeOf(PortSpec{})
 
+// typeSchema is the schema of a value of type t, without field rules.
 func typeSchema(t reflect.Type) map[string]any {
 	if t == portSpecType {
 		return map[string]any{"oneOf": []any{
@@ -51,22 +54,22 @@ func typeSchema(t reflect.Type) map[string]any {
 	case reflect.Slice:
 		return map[string]any{"type": "array", "items": typeSchema(t.Elem())}
 	case reflect.Map:
-		return map[string]any{"type": "object", "additionalProperties": typeSchema(t.Elem())}
+		return map[string]any{"type": "object", "additionalProperties": nullable(typeSchema(t.Elem()))}
 	case reflect.Struct:
 		props := map[string]any{}
 		var required []string
 		for _, f := range fieldsOf(t) {
-			fs := typeSchema(f.Type)
+			fs := fieldSchema(f)
+			if f.Tag.Get("required") == "true" {
+				required = append(required, f.Name)
+			} else {
+				// null is "absent" to the decoder: the default applies.
+				fs = nullable(fs)
+			}
 			if doc := f.Tag.Get("doc"); doc != "" {
 				fs["description"] = doc
 			}
-			if enum := f.Tag.Get("enum"); enum != "" {
-				fs["enum"] = strings.Split(enum, ",")
-			}
 			props[f.Name] = fs
-			if f.Tag.Get("required") == "true" {
-				required = append(required, f.Name)
-			}
 		}
 		s := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
 		if len(required) > 0 {
@@ -77,11 +80,78 @@ func typeSchema(t reflect.Type) map[string]any {
 	panic("config: no schema for " + t.String())
 }
 
+// fieldSchema is a field's type schema with its rule (the one the
+// validator applies) merged in, on the value or on each item of a list.
+func fieldSchema(f field) map[string]any {
+	fs := typeSchema(f.Type)
+	target := fs
+	if f.Type.Kind() == reflect.Slice {
+		target = fs["items"].(map[string]any)
+		if n, _ := strconv.Atoi(f.Tag.Get("minItems")); n > 0 {
+			fs["minItems"] = n
+		}
+		if f.Tag.Get("unique") == "true" {
+			fs["uniqueItems"] = true
+		}
+	}
+	if r, ok := fieldRule(f.StructField); ok {
+		for k, v := range r.schema {
+			target[k] = v
+		}
+	}
+	if keys := f.Tag.Get("keys"); keys != "" { // a map whose keys are a fixed set
+		item := fs["additionalProperties"]
+		props := map[string]any{}
+		for _, k := range strings.Split(keys, ",") {
+			props[k] = item
+		}
+		fs["properties"] = props
+		fs["additionalProperties"] = false
+	}
+	return fs
+}
+
+// nullable lets a schema also take null.
+func nullable(s map[string]any) map[string]any {
+	done := false
+	if s["enum"] != nil {
+		s["enum"] = append(slices.Clone(toAnys(s["enum"])), nil)
+		done = true
+	}
+	if s["type"] != nil {
+		s["type"] = []any{s["type"], "null"}
+		done = true
+	}
+	if s["oneOf"] != nil {
+		s["oneOf"] = append(slices.Clone(s["oneOf"].([]any)), map[string]any{"type": "null"})
+		done = true
+	}
+	if !done {
+		return map[string]any{"anyOf": []any{s, map[string]any{"type": "null"}}}
+	}
+	return s
+}
+
+func toAnys(v any) []any {
+	switch v := v.(type) {
+	case []any:
+		return v
+	case []string:
+		out := make([]any, len(v))
+		for i, s := range v {
+			out[i] = s
+		}
+		return out
+	}
+	panic(fmt.Sprintf("config: enum of %T", v))
+}
+
 // field is a struct field under its YAML name.
 type field struct {
 	Name string
 	Type reflect.Type
 	Tag  reflect.StructTag
+	reflect.StructField
 }
 
 func fieldsOf(t reflect.Type) []field {
@@ -89,7 +159,7 @@ func fieldsOf(t reflect.Type) []field {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		if name := yamlName(f); name != "" {
-			out = append(out, field{name, f.Type, f.Tag})
+			out = append(out, field{name, f.Type, f.Tag, f})
 		}
 	}
 	return out
