@@ -88,6 +88,10 @@ func notPrintable(r rune) bool {
 	return !unicode.IsPrint(r) || r == utf8.RuneError
 }
 
+// Escape is escapeNonPrintable for front ends: messages that carry text
+// from flags or arguments (an unknown flag's name) go through it.
+func Escape(s string) string { return escapeNonPrintable(s) }
+
 // escapeNonPrintable rewrites every non-printable rune of s as a Go escape
 // (\x1b, \n, \u202e), keeping the rest as is: the last line of defence in
 // FieldError.Error for texts that were built from input.

@@ -126,7 +126,9 @@ func parse(e *env, fs *pflag.FlagSet, args []string) error {
 			fs.Usage()
 			return err
 		}
-		return usagef("%s: %v", fs.Name(), err)
+		// pflag prints an unknown flag's name raw: escape it, so no
+		// argument can put a terminal escape or a second line on stderr.
+		return usagef("%s: %s", fs.Name(), config.Escape(err.Error()))
 	}
 	return nil
 }
