@@ -345,6 +345,28 @@ func checkURL(s string) string {
 	return ""
 }
 
+// CheckAgentURL accepts the URL the machine downloads the agent from: the
+// mirror URL's rules (lower-case http or https, a valid host and port, no
+// credentials, which would sit in the seed's world-readable user-data),
+// except that a query is allowed (pre-signed object-store URLs carry one)
+// and the length bound is 2,048.
+func CheckAgentURL(s string) string {
+	base, query, hasQuery := strings.Cut(s, "?")
+	if len(s) > 2048 {
+		return fmt.Sprintf("URL is %d characters; at most 2048", len(s))
+	}
+	if len(base) > maxMirrorURL {
+		return fmt.Sprintf("URL before the query is %d characters; at most %d", len(base), maxMirrorURL)
+	}
+	if reason := checkURL(base); reason != "" {
+		return reason
+	}
+	if hasQuery && !mirrorPathRE.MatchString(strings.ReplaceAll(query, "?", "/")) {
+		return fmt.Sprintf("%q: the query may hold only letters, digits, %s and %%XX escapes", s, "._~!&()*+,;=:/?-")
+	}
+	return ""
+}
+
 // checkMirrorHost accepts a hostname whose last label starts with a letter,
 // or a dotted-quad IPv4 address. IPv6
 // literals are refused: a mirror has a name, and apt's sources.list and

@@ -58,7 +58,7 @@ func runValidate(e *env, args []string) error {
 			err = validateOrder(file, data, *profileRef)
 		}
 		if err == nil {
-			fmt.Fprintf(e.stdout, "%s: ok (%s)\n", file, kind)
+			fmt.Fprintf(e.stdout, "%s: ok (%s)\n", config.Escape(file), kind) // a file name is input too
 		}
 		errs = append(errs, err)
 	}

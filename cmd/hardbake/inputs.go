@@ -249,14 +249,12 @@ func agentPath(explicit, arch string) (string, error) {
 	return "", fmt.Errorf("agent binary %s not found (looked in: %s); run `make build` or pass --agent-binary", name, strings.Join(tried, ", "))
 }
 
-// checkAgentURL allows https, and plain http for a local mirror; the pinned
-// sha256 protects the binary either way.
+// checkAgentURL allows https, and plain http for a local mirror (the pinned
+// sha256 protects the binary either way), with config's URL rules: lower-case
+// scheme, a valid host and port, no credentials.
 func checkAgentURL(u string) string {
-	if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
-		return fmt.Sprintf("url=%q must be an https (or local http) URL", u)
-	}
-	if strings.ContainsFunc(u, func(r rune) bool { return r <= ' ' || r > '~' }) {
-		return fmt.Sprintf("url=%q contains spaces or control characters", u)
+	if reason := config.CheckAgentURL(u); reason != "" {
+		return "url=" + reason
 	}
 	return ""
 }
