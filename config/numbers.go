@@ -52,8 +52,8 @@ func ParsePort(s string) (PortSpec, string) {
 	if reason != "" {
 		return PortSpec{}, "must be 1–65535 or \"random\": " + reason
 	}
-	if reason := checkPort(n); reason != "" {
-		return PortSpec{}, reason + " (or \"random\")"
+	if n < 1 || n > 65535 {
+		return PortSpec{}, fmt.Sprintf("must be 1–65535 or \"random\", not %d", n)
 	}
 	return PortSpec{Value: n}, ""
 }

@@ -15,10 +15,10 @@ import (
 // Order is the data of one VPS order. It is read from YAML or JSON (JSON is
 // YAML) and can be overridden by command-line flags.
 type Order struct {
-	Hostname          string   `yaml:"hostname" doc:"Hostname (RFC 1123)." required:"true"`
+	Hostname          string   `yaml:"hostname" doc:"Hostname (RFC 1123); its last label is not all digits (it would read as an IP address)." required:"true"`
 	InstanceID        string   `yaml:"instance_id" doc:"cloud-init instance-id; derived from the order when absent."`
-	AdminUser         string   `yaml:"admin_user" doc:"Admin user name; the profile's admin.name when absent."`
-	AdminPasswordHash string   `yaml:"admin_password_hash" doc:"crypt(3) hash of the admin's sudo password; only with admin.sudo: password."`
+	AdminUser         string   `yaml:"admin_user" doc:"Admin user name; the profile's admin.name when absent. Not root, nor a user or group Debian and Ubuntu images already have, nor one of the profile's admin.groups."`
+	AdminPasswordHash string   `yaml:"admin_password_hash" doc:"crypt(3) hash of the admin's sudo password; required with admin.sudo: password, refused otherwise."`
 	SSHKeys           []string `yaml:"ssh_keys" doc:"The admin's SSH public keys, one authorized_keys line each." required:"true"`
 	SSHPort           PortSpec `yaml:"ssh_port" doc:"SSH port for this machine, overriding the profile's: 1–65535 in plain decimal (not 22, not a declared service port) or random."`
 	Allow             []string `yaml:"allow" doc:"Extra inbound ports open to any source, PORT[/tcp|/udp]; not the SSH port, and not a port the profile restricts to source networks."`

@@ -143,10 +143,10 @@ func orderCases(k testKeys) []orderCase {
 
 		// ssh_port
 		{"port 2222", head + "ssh_port: 2222\n", false, ""},
-		{"port 0", head + "ssh_port: 0\n", false, `o.yaml:4:11: ssh_port: must be 1–65535, not 0 (or "random")`},
+		{"port 0", head + "ssh_port: 0\n", false, `o.yaml:4:11: ssh_port: must be 1–65535 or "random", not 0`},
 		{"port 22", head + "ssh_port: 22\n",
 			false, `o.yaml:4:11: ssh_port: must be 1–65535 or "random", and not 22 (the point is to move SSH off port 22)`},
-		{"port 65536", head + "ssh_port: 65536\n", false, `o.yaml:4:11: ssh_port: must be 1–65535, not 65536 (or "random")`},
+		{"port 65536", head + "ssh_port: 65536\n", false, `o.yaml:4:11: ssh_port: must be 1–65535 or "random", not 65536`},
 		{"port null", head + "ssh_port: null\n", false, ""},
 
 		// allow

@@ -29,7 +29,7 @@ type Profile struct {
 	Firewall   Firewall `yaml:"firewall" doc:"Default-deny inbound firewall for IPv4 and IPv6."`
 	Fail2ban   Fail2ban `yaml:"fail2ban" doc:"Fail2ban bans hosts that fail to log in."`
 	Sysctl     Sysctl   `yaml:"sysctl" doc:"Kernel and network sysctl hardening."`
-	Packages   []string `yaml:"packages" doc:"Extra Debian packages to install at first boot: plain package names (no trailing - or +, =version, /release or :arch, which apt reads as other actions), and none that takes over a measure (firewalld, ufw, dropbear, sudo-ldap, sysvinit-core …)." rule:"package"`
+	Packages   []string `yaml:"packages" doc:"Extra Debian packages to install at first boot: plain package names (no trailing - or ., =version, /release or :arch, which apt reads as other actions), and none that takes over a measure (firewalld, ufw, dropbear, sudo-ldap, sysvinit-core …)." rule:"package"`
 }
 
 // Metadata names the profile.

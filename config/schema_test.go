@@ -131,6 +131,33 @@ var testKey = func() string {
 	return strings.TrimSpace(string(b))
 }()
 
+// TestShippedProfilesMatchSchema: the built-in and example profiles pass
+// both the schema and the CLI.
+func TestShippedProfilesMatchSchema(t *testing.T) {
+	s, err := JSONSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sch := compileSchema(t, s)
+	files, _ := filepath.Glob("../templates/profiles/*.yaml")
+	files = append(files, "../examples/mirror-profile.yaml")
+	if len(files) < 3 {
+		t.Fatalf("found only %v", files)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := DecodeProfile(f, data); err != nil {
+			t.Errorf("CLI refuses %s: %v", f, err)
+		}
+		if err := sch.Validate(yamlToJSONValue(t, data)); err != nil {
+			t.Errorf("schema refuses %s: %v", f, err)
+		}
+	}
+}
+
 func hasPath(ie *InputError, path string) bool {
 	for _, fe := range ie.Errs {
 		if fe.Path == path {

@@ -80,7 +80,7 @@ func TestOneMeaningPerNumberAndBool(t *testing.T) {
 	orders := []orderCase{
 		{"order port leading zero", head + "ssh_port: 02222\n", false, `o.yaml:4:11: ssh_port: must be 1–65535 or "random": "02222" has a leading zero, which some readers take as octal; write it without`},
 		{"order port hex", head + "ssh_port: 0x10\n", false, `o.yaml:4:11: ssh_port: must be 1–65535 or "random": "0x10" ` + decimal},
-		{"order port 0", head + "ssh_port: 0\n", false, `o.yaml:4:11: ssh_port: must be 1–65535, not 0 (or "random")`},
+		{"order port 0", head + "ssh_port: 0\n", false, `o.yaml:4:11: ssh_port: must be 1–65535 or "random", not 0`},
 		{"order port random", head + "ssh_port: random\n", false, ""},
 		{"order allow leading zero", head + "allow: [\"080\"]\n", false, `o.yaml:4:9: allow[0]: "080": want PORT[/tcp|/udp] with PORT 1–65535 in plain decimal ("080" has a leading zero, which some readers take as octal; write it without)`},
 		{"order allow plus", head + "allow: [\"+80/tcp\"]\n", false, `o.yaml:4:9: allow[0]: "+80/tcp": want PORT[/tcp|/udp] with PORT 1–65535 in plain decimal ("+80" ` + decimal + `)`},
