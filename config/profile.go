@@ -92,10 +92,14 @@ func (p *PortSpec) decodeNode(n *yaml.Node) error {
 // IsZero reports an absent port (neither a number nor random).
 func (p PortSpec) IsZero() bool { return !p.Random && p.Value == 0 }
 
-// MarshalYAML writes the port back in its input form.
+// MarshalYAML writes the port back in its input form; an absent port (an
+// order that takes the profile's) stays absent as null, never "random".
 func (p PortSpec) MarshalYAML() (any, error) {
-	if p.Random || p.Value == 0 {
+	switch {
+	case p.Random:
 		return "random", nil
+	case p.Value == 0:
+		return nil, nil
 	}
 	return p.Value, nil
 }

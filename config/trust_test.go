@@ -7,6 +7,7 @@ import (
 	"unicode"
 
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"gopkg.in/yaml.v3"
 
 	"hardbake.dev/hardbake/config"
 )
@@ -266,4 +267,22 @@ func armorOf(t *testing.T, body []byte) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// TestPortSpecRoundTrip: writing a port back and reading it again keeps its
+// meaning; an absent port never turns into "random".
+func TestPortSpecRoundTrip(t *testing.T) {
+	for _, ps := range []config.PortSpec{{}, {Random: true}, {Value: 2222}} {
+		out, err := yaml.Marshal(config.Order{SSHPort: ps})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, _, err := config.DecodeOrder("o.yaml", out)
+		if err != nil {
+			t.Fatalf("%+v: %v\n%s", ps, err, out)
+		}
+		if o.SSHPort != ps {
+			t.Errorf("%+v came back as %+v:\n%s", ps, o.SSHPort, out)
+		}
+	}
 }
