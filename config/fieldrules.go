@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -108,87 +109,91 @@ func mirrorURLPattern() string {
 	return `^https?://` + host + `(?::` + rangePattern(1, 65535) + `)?` + path + `$`
 }
 
-// fieldRules are the rules fields name in their `rule` tag.
-var fieldRules = map[string]rule{
-	"profileName": patternRule(profileRE, func(s string) string {
-		if !profileRE.MatchString(s) {
-			return fmt.Sprintf("%q must be 1–63 lower-case letters, digits and inner hyphens", s)
-		}
-		return ""
-	}),
-	"oneLine": {
-		schema: map[string]any{"type": "string", "pattern": oneLineRE.re.String(), "maxLength": 200},
-		str: func(s string) string {
-			if utf8Len(s) > 200 || !oneLineRE.MatchString(s) {
-				return "must be one line of at most 200 characters"
+// fieldRules are the rules fields name in their `rule` tag, built on first
+// use: building the patterns at every start of the CLI would cost each run
+// (hardbake version included) about a millisecond.
+var fieldRules = sync.OnceValue(func() map[string]rule {
+	return map[string]rule{
+		"profileName": patternRule(profileRE, func(s string) string {
+			if !profileRE.MatchString(s) {
+				return fmt.Sprintf("%q must be 1–63 lower-case letters, digits and inner hyphens", s)
 			}
 			return ""
+		}),
+		"oneLine": {
+			schema: map[string]any{"type": "string", "pattern": oneLineRE.re.String(), "maxLength": 200},
+			str: func(s string) string {
+				if utf8Len(s) > 200 || !oneLineRE.MatchString(s) {
+					return "must be one line of at most 200 characters"
+				}
+				return ""
+			},
 		},
-	},
-	"reboot": patternRule(rebootRE, func(s string) string {
-		if !rebootRE.MatchString(s) {
-			return fmt.Sprintf("%q must be a time HH:MM (00:00–23:59) or none", s)
-		}
-		return ""
-	}),
-	"mirrorURL": {
-		schema: map[string]any{"type": "string", "pattern": mirrorURLPattern(), "maxLength": maxMirrorURL},
-		str:    checkURL,
-	},
-	"suite": patternRule(suiteRE, func(s string) string {
-		if !suiteRE.MatchString(s) {
-			return fmt.Sprintf("%q is not a suite name (e.g. $RELEASE, $RELEASE-updates, bookworm)", s)
-		}
-		return ""
-	}),
-	"component": patternRule(componentRE, func(s string) string {
-		if !componentRE.MatchString(s) {
-			return fmt.Sprintf("%q is not a component name (e.g. main)", s)
-		}
-		return ""
-	}),
-	"armoredKey": {
-		schema: map[string]any{"type": "string", "pattern": armorShapeRE.String(), "not": map[string]any{"pattern": armorTwoBlocks}},
-		str:    checkArmoredKey,
-	},
-	"maxAuthTries": intRange(1, 10),
-	"loginGrace":   durationRule(time.Second, 10*time.Minute),
-	"loginName": {
-		schema: map[string]any{"type": "string", "pattern": userNameRE.re.String(), "minLength": 1, "maxLength": 32,
-			"not": map[string]any{"anyOf": []any{
-				map[string]any{"enum": reservedList()},
-				map[string]any{"pattern": "^(?:" + strings.Join(reservedPrefixes, "|") + ")"},
-			}}},
-		str: checkUserName,
-	},
-	"groupName": patternRule(userNameRE, checkGroupName),
-	"shell": {
-		schema: map[string]any{"enum": loginShells},
-		str:    checkShell,
-	},
-	"port": intRange(1, 65535),
-	"cidr": {
-		schema: map[string]any{"type": "string", "anyOf": []any{
-			map[string]any{"pattern": "^" + ipv4Pattern() + "/" + rangePattern(0, 32) + "$"},
-			map[string]any{"pattern": "^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*/" + rangePattern(0, 128) + "$"},
-		}},
-		str: func(s string) string { _, reason := checkCIDR(s); return reason },
-	},
-	"f2bDuration": durationRule(time.Second, 365*24*time.Hour),
-	"maxretry":    intRange(1, 100),
-	"package": {
-		schema: map[string]any{"type": "string", "pattern": packageRE.re.String(), "minLength": packageRE.min, "maxLength": packageRE.max,
-			"not": map[string]any{"enum": notEnum(takeoverPackages)}},
-		str: checkPackage,
-	},
-}
+		"reboot": patternRule(rebootRE, func(s string) string {
+			if !rebootRE.MatchString(s) {
+				return fmt.Sprintf("%q must be a time HH:MM (00:00–23:59) or none", s)
+			}
+			return ""
+		}),
+		"mirrorURL": {
+			schema: map[string]any{"type": "string", "pattern": mirrorURLPattern(), "maxLength": maxMirrorURL},
+			str:    checkURL,
+		},
+		"suite": patternRule(suiteRE, func(s string) string {
+			if !suiteRE.MatchString(s) {
+				return fmt.Sprintf("%q is not a suite name (e.g. $RELEASE, $RELEASE-updates, bookworm)", s)
+			}
+			return ""
+		}),
+		"component": patternRule(componentRE, func(s string) string {
+			if !componentRE.MatchString(s) {
+				return fmt.Sprintf("%q is not a component name (e.g. main)", s)
+			}
+			return ""
+		}),
+		"armoredKey": {
+			schema: map[string]any{"type": "string", "pattern": armorShapeRE.String(), "not": map[string]any{"pattern": armorTwoBlocks}},
+			str:    checkArmoredKey,
+		},
+		"maxAuthTries": intRange(1, 10),
+		"loginGrace":   durationRule(time.Second, 10*time.Minute),
+		"loginName": {
+			schema: map[string]any{"type": "string", "pattern": userNameRE.re.String(), "minLength": 1, "maxLength": 32,
+				"not": map[string]any{"anyOf": []any{
+					map[string]any{"enum": reservedList()},
+					map[string]any{"pattern": "^(?:" + strings.Join(reservedPrefixes, "|") + ")"},
+				}}},
+			str: checkUserName,
+		},
+		"groupName": patternRule(userNameRE, checkGroupName),
+		"shell": {
+			schema: map[string]any{"enum": loginShells},
+			str:    checkShell,
+		},
+		"port": intRange(1, 65535),
+		"cidr": {
+			schema: map[string]any{"type": "string", "anyOf": []any{
+				map[string]any{"pattern": "^" + ipv4Pattern() + "/" + rangePattern(0, 32) + "$"},
+				map[string]any{"pattern": "^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*/" + rangePattern(0, 128) + "$"},
+			}},
+			str: func(s string) string { _, reason := checkCIDR(s); return reason },
+		},
+		"f2bDuration": durationRule(time.Second, 365*24*time.Hour),
+		"maxretry":    intRange(1, 100),
+		"package": {
+			schema: map[string]any{"type": "string", "pattern": packageRE.re.String(), "minLength": packageRE.min, "maxLength": packageRE.max,
+				"not": map[string]any{"enum": notEnum(takeoverPackages)}},
+			str: checkPackage,
+		},
+	}
+})
 
 func utf8Len(s string) int { return len([]rune(s)) }
 
 // fieldRule returns the rule of a struct field, if it has one.
 func fieldRule(f reflect.StructField) (rule, bool) {
 	if name := f.Tag.Get("rule"); name != "" {
-		r, ok := fieldRules[name]
+		r, ok := fieldRules()[name]
 		if !ok {
 			panic("config: unknown rule " + name)
 		}

@@ -190,7 +190,7 @@ func TestRuleSchemas(t *testing.T) {
 		"maxretry":     {0, 1, 100, 101},
 		"package":      {"curl", "g++", "libstdc++6", "python3.11", "c", "openssh-server-", "curl=1", "curl/bookworm", "curl:amd64", "libc6.", "firewalld", "-o", "Curl", "a+", "a_"},
 	}
-	for name, r := range fieldRules {
+	for name, r := range fieldRules() {
 		ss, ok := samples[name]
 		if !ok {
 			t.Errorf("rule %s has no samples", name)
