@@ -87,11 +87,13 @@ func exitCode(e *env, err error) int {
 	return exitFailure
 }
 
-// prefixLines puts "hardbake: " before each line of a multi-line error.
+// prefixLines puts "hardbake: " before each line of a multi-line error, and
+// escapes what is left of control characters and terminal escapes in it
+// (the messages quote input already; this is the last line of defence).
 func prefixLines(s string) string {
 	lines := strings.Split(s, "\n")
 	for i := range lines {
-		lines[i] = "hardbake: " + lines[i]
+		lines[i] = "hardbake: " + config.Escape(lines[i])
 	}
 	return strings.Join(lines, "\n")
 }

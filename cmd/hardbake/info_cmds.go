@@ -48,7 +48,7 @@ func runValidate(e *env, args []string) error {
 	for _, file := range fs.Args() {
 		data, err := os.ReadFile(file)
 		if err != nil {
-			return usagef("validate: %v", err)
+			return usagef("validate: %v", quotePath(err))
 		}
 		kind := "order"
 		if config.LooksLikeProfile(data) {

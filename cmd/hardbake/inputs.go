@@ -106,7 +106,7 @@ func loadProfile(ref string) (*config.Profile, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, usagef("--profile: %q is neither a built-in profile (%s) nor a file", ref, strings.Join(templates.ProfileNames(), ", "))
 		}
-		return nil, fmt.Errorf("read profile: %w", err)
+		return nil, fmt.Errorf("read profile: %w", quotePath(err))
 	}
 	return config.DecodeProfile(ref, data)
 }
@@ -118,9 +118,9 @@ func (f *inputFlags) loadOrder(fs *pflag.FlagSet) (*config.Order, *config.Source
 		data, err := os.ReadFile(f.order)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				return nil, nil, usagef("--order: %v", err)
+				return nil, nil, usagef("--order: %v", quotePath(err))
 			}
-			return nil, nil, fmt.Errorf("read order: %w", err)
+			return nil, nil, fmt.Errorf("read order: %w", quotePath(err))
 		}
 		if order, src, err = config.DecodeOrder(f.order, data); err != nil {
 			return nil, nil, err
@@ -157,7 +157,7 @@ func (f *inputFlags) loadOrder(fs *pflag.FlagSet) (*config.Order, *config.Source
 		for _, file := range f.keyFiles {
 			data, err := os.ReadFile(file)
 			if err != nil {
-				errs = append(errs, usagef("--ssh-key-file: %v", err))
+				errs = append(errs, usagef("--ssh-key-file: %v", quotePath(err)))
 				continue
 			}
 			k, err := config.ParseKeyFile(file, data)
@@ -276,3 +276,19 @@ func (b *strictBool) Set(s string) error {
 func (b *strictBool) String() string { return strconv.FormatBool(bool(*b)) }
 
 func (b *strictBool) Type() string { return "bool" }
+
+// quotedPath is a file error whose path prints quoted: a path is input, and
+// os errors print it raw (a name with a newline or a terminal escape).
+type quotedPath struct{ *fs.PathError }
+
+func (q quotedPath) Error() string { return fmt.Sprintf("%s %q: %v", q.Op, q.Path, q.Err) }
+
+func (q quotedPath) Unwrap() error { return q.PathError }
+
+func quotePath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return quotedPath{pe}
+	}
+	return err
+}

@@ -15,6 +15,9 @@ func TestArgumentsNeverPrintRaw(t *testing.T) {
 		{"render", "--ssh-port", "22\x1b[31m"},
 		{"render", "--network-config=\x1b[31m"},
 		{"frobnicate\x1b[2J"},
+		{"render", "-o", "out", "--order", "no\x1b[2J\nhardbake: wrote out"},
+		{"render", "-o", "out", "--hostname", "h", "--ssh-key-file", "no\x1b[2J\nhardbake: wrote out"},
+		{"validate", "no\x1b[2J\nhardbake: wrote out"},
 		{"render", "-o", "out", "--hostname", "a\x1b[2J\nhardbake: wrote out", "--ssh-key", "x"},
 	} {
 		var stdout, stderr bytes.Buffer
