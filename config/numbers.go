@@ -41,6 +41,11 @@ func parseDecimal(s string) (int, string) {
 	return n, ""
 }
 
+// ParseDecimal is parseDecimal for front ends: a numeric flag (such as
+// hardbake iso --max-user-data) must be read by it, not by pflag's Int,
+// which takes 010 as octal 8 and 0x10 as 16.
+func ParseDecimal(s string) (int, string) { return parseDecimal(s) }
+
 // ParsePort reads a port from any input: decimal 1–65535 or the word
 // random, spelled exactly so. 0 is an error here as everywhere: it never
 // means "random".

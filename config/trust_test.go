@@ -111,6 +111,12 @@ func TestParsePortAndBool(t *testing.T) {
 			t.Errorf("ParsePort(%q) = %+v, %q", tc.in, got, reason)
 		}
 	}
+	for in, want := range map[string]int{"0": 0, "7": 7, "16384": 16384, "010": -1, "0x10": -1, "+1": -1, "-1": -1, "1_0": -1, "": -1, " 1": -1, "1e3": -1, "1234567890": -1} {
+		got, reason := config.ParseDecimal(in)
+		if (reason == "") != (want >= 0) || (want >= 0 && got != want) {
+			t.Errorf("ParseDecimal(%q) = %d, %q", in, got, reason)
+		}
+	}
 	for in, want := range map[string]int{"true": 1, "false": 0, "1": -1, "t": -1, "T": -1, "TRUE": -1, "True": -1, "yes": -1, "on": -1, "": -1} {
 		got, reason := config.ParseBool(in)
 		if (reason == "") != (want >= 0) || (want == 1) != got {
