@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 
+	"hardbake.dev/hardbake/config"
 	"hardbake.dev/hardbake/render"
 )
 
@@ -185,11 +186,8 @@ func readAgent(path string) ([]byte, error) {
 // checkAgentURL allows https, and plain http for a local mirror; the pinned
 // sha256 protects the binary either way.
 func checkAgentURL(u string) string {
-	if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
-		return fmt.Sprintf("url=%q must be an https (or local http) URL", u)
-	}
-	if strings.ContainsFunc(u, func(r rune) bool { return r <= ' ' || r > '~' }) {
-		return fmt.Sprintf("url=%q contains spaces or control characters", u)
+	if reason := config.CheckAgentURL(u); reason != "" {
+		return "url=" + reason
 	}
 	return ""
 }

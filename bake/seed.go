@@ -39,7 +39,7 @@ type Overrides struct {
 	Hostname   *string
 	InstanceID *string
 	AdminUser  *string
-	SSHPort    *int
+	SSHPort    *config.PortSpec
 	Allow      []string
 	SSHKeys    []string
 	// Origins names where overridden values came from, by order key path

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -133,12 +134,20 @@ func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 }
 
+// join appends a key to a key path. A key that is not a plain name (it
+// has a dot, a space, a control character…) is quoted, so a path always
+// reads one way and no key can put raw text into a message.
 func join(path, key string) string {
+	if !plainKeyRE.MatchString(key) {
+		key = strconv.Quote(key)
+	}
 	if path == "" {
 		return key
 	}
 	return path + "." + key
 }
+
+var plainKeyRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`)
 
 var nodeDecoderType = reflect.TypeOf((*nodeDecoder)(nil)).Elem()
 
@@ -153,6 +162,14 @@ func (d *decoder) value(path string, n *yaml.Node, v reflect.Value) {
 		return
 	}
 	d.src.pos[path] = Pos{n.Line, n.Column}
+	// An explicit tag changes how a reader takes the value (!!bool yes is
+	// false here and true to cloud-init; !!int "5" is a string in JSON):
+	// refuse every one except !!str on a string, which only says what the
+	// value already is.
+	if n.Style&yaml.TaggedStyle != 0 && !(v.Kind() == reflect.String && n.Kind == yaml.ScalarNode && n.Tag == "!!str") {
+		d.errs.add(path, "explicit YAML tag %s is not allowed here: it changes how readers take the value; write the value plainly", strconv.Quote(n.Tag))
+		return
+	}
 	if isNull(n) {
 		d.src.null[path] = true
 		return // absent: the default applies
@@ -203,18 +220,20 @@ func (d *decoder) value(path string, n *yaml.Node, v reflect.Value) {
 			d.errs.add(path, "must be an integer, not %s", describe(n))
 			return
 		}
-		i, err := strconv.ParseInt(n.Value, 0, 64)
-		if err != nil || int64(int(i)) != i {
-			d.errs.add(path, "integer %s is out of range", n.Value)
+		i, reason := parseDecimal(n.Value)
+		if reason != "" {
+			d.errs.add(path, "%s", reason)
 			return
 		}
-		v.SetInt(i)
+		v.SetInt(int64(i))
 	case reflect.Bool:
-		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
-			d.errs.add(path, "must be true or false, not %s", describe(n))
+		// Only the JSON spellings: YAML 1.2 readers also take True and TRUE,
+		// YAML 1.1 readers (cloud-init's) also yes, no, on, off, y and n.
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || (n.Value != "true" && n.Value != "false") {
+			d.errs.add(path, "must be true or false (spelled so), not %s", describe(n))
 			return
 		}
-		v.SetBool(n.Value == "true" || n.Value == "True" || n.Value == "TRUE")
+		v.SetBool(n.Value == "true")
 	default:
 		panic(fmt.Sprintf("config: no decoder for %s at %s", v.Type(), path))
 	}
@@ -312,15 +331,15 @@ func describe(n *yaml.Node) string {
 		case "!!str":
 			return fmt.Sprintf("the string %q", n.Value)
 		case "!!int":
-			return "the integer " + n.Value
+			return "the integer " + Quote(n.Value)
 		case "!!bool":
-			return n.Value
+			return "the boolean " + Quote(n.Value)
 		case "!!float":
-			return "the number " + n.Value
+			return "the number " + Quote(n.Value)
 		case "!!null":
 			return "null"
 		}
-		return fmt.Sprintf("%s %q", n.Tag, n.Value)
+		return fmt.Sprintf("%q %q", n.Tag, n.Value)
 	}
 	return "something else"
 }

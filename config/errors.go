@@ -22,20 +22,23 @@ type FieldError struct {
 	Reason string
 }
 
+// Error formats the problem on one line. Every part can hold text from the
+// input (a file name, a key, a value), so each is escaped: no input can
+// print a control character, a terminal escape or a second line.
 func (e *FieldError) Error() string {
 	var b strings.Builder
 	if e.File != "" {
-		b.WriteString(e.File)
+		b.WriteString(escapeNonPrintable(e.File))
 		if e.Pos.Line > 0 {
 			fmt.Fprintf(&b, ":%d:%d", e.Pos.Line, e.Pos.Col)
 		}
 		b.WriteString(": ")
 	}
 	if e.Path != "" {
-		b.WriteString(e.Path)
+		b.WriteString(escapeNonPrintable(e.Path))
 		b.WriteString(": ")
 	}
-	b.WriteString(e.Reason)
+	b.WriteString(escapeNonPrintable(e.Reason))
 	return b.String()
 }
 

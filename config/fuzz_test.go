@@ -2,8 +2,10 @@ package config_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
+	"unicode"
 
 	"hardbake.dev/hardbake/config"
 	"hardbake.dev/hardbake/templates"
@@ -28,6 +30,11 @@ func checkInputError(t *testing.T, file string, err error) {
 		}
 		if fe.Pos.Line < 0 || fe.Pos.Col < 0 || (fe.Pos.Line == 0) != (fe.Pos.Col == 0) {
 			t.Fatalf("bad position %+v", fe.Pos)
+		}
+		// No input text prints raw: no control character, terminal escape
+		// or line break can reach the terminal through a message.
+		if strings.ContainsFunc(fe.Error(), func(r rune) bool { return !unicode.IsPrint(r) }) {
+			t.Fatalf("raw non-printable text in message %q", fe.Error())
 		}
 	}
 	for i := 1; i < len(ie.Errs); i++ {
@@ -78,6 +85,22 @@ func FuzzDecodeProfile(f *testing.F) {
 		}
 		if _, ok := p.Fail2ban.Jails["sshd"]; !ok {
 			t.Fatal("no sshd jail")
+		}
+		if !slices.Contains([]string{"/bin/bash", "/usr/bin/bash", "/bin/sh", "/usr/bin/sh", "/bin/dash", "/usr/bin/dash"}, p.Admin.Shell) {
+			t.Fatalf("admin shell %q", p.Admin.Shell)
+		}
+		for _, s := range p.Firewall.Services {
+			if !p.SSH.Port.Random && s.Proto == "tcp" && s.Port == p.SSH.Port.Value {
+				t.Fatalf("service on the SSH port %+v", s)
+			}
+		}
+		for _, pkg := range p.Packages {
+			if strings.HasSuffix(pkg, "-") || strings.HasSuffix(pkg, ".") || strings.ContainsAny(pkg, "=/:_^*?[]~ ") {
+				t.Fatalf("package %q", pkg)
+			}
+		}
+		if m := p.Updates.Mirror; m != nil && (strings.Contains(m.URL, "@") || !(strings.HasPrefix(m.URL, "http://") || strings.HasPrefix(m.URL, "https://"))) {
+			t.Fatalf("mirror URL %q", m.URL)
 		}
 		// No accepted value can carry a line break into a rendered file.
 		for _, s := range profileStrings(p) {
@@ -151,8 +174,8 @@ func FuzzDecodeOrder(f *testing.F) {
 					t.Fatalf("accepted key does not re-parse: %s", reason)
 				}
 			}
-			if m.SSHPort != 0 && (m.SSHPort < 1 || m.SSHPort > 65535 || m.SSHPort == 22) {
-				t.Fatalf("ssh port %d", m.SSHPort)
+			if v := m.SSHPort.Value; v != 0 && (v < 1 || v > 65535 || v == 22 || m.SSHPort.Random) {
+				t.Fatalf("ssh port %+v", m.SSHPort)
 			}
 			for _, a := range m.Allow {
 				if a.Port < 1 || a.Port > 65535 || (a.Proto != "tcp" && a.Proto != "udp") {

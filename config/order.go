@@ -15,13 +15,13 @@ import (
 // Order is the data of one VPS order. It is read from YAML or JSON (JSON is
 // YAML) and can be overridden by command-line flags.
 type Order struct {
-	Hostname          string   `yaml:"hostname" doc:"Hostname (RFC 1123)." required:"true"`
+	Hostname          string   `yaml:"hostname" doc:"Hostname (RFC 1123); its last label is not all digits (it would read as an IP address)." required:"true"`
 	InstanceID        string   `yaml:"instance_id" doc:"cloud-init instance-id; derived from the order when absent."`
-	AdminUser         string   `yaml:"admin_user" doc:"Admin user name; the profile's admin.name when absent."`
-	AdminPasswordHash string   `yaml:"admin_password_hash" doc:"crypt(3) hash of the admin's sudo password; only with admin.sudo: password."`
+	AdminUser         string   `yaml:"admin_user" doc:"Admin user name; the profile's admin.name when absent. Not root, nor a user or group Debian and Ubuntu images already have, nor one of the profile's admin.groups."`
+	AdminPasswordHash string   `yaml:"admin_password_hash" doc:"crypt(3) hash of the admin's sudo password; required with admin.sudo: password, refused otherwise."`
 	SSHKeys           []string `yaml:"ssh_keys" doc:"The admin's SSH public keys, one authorized_keys line each." required:"true"`
-	SSHPort           int      `yaml:"ssh_port" doc:"SSH port for this machine, overriding the profile's."`
-	Allow             []string `yaml:"allow" doc:"Extra inbound ports, PORT[/tcp|/udp]."`
+	SSHPort           PortSpec `yaml:"ssh_port" doc:"SSH port for this machine, overriding the profile's: 1–65535 in plain decimal (not 22, not a declared service port) or random."`
+	Allow             []string `yaml:"allow" doc:"Extra inbound ports open to any source, PORT[/tcp|/udp]; not the SSH port, and not a port the profile restricts to source networks."`
 }
 
 // Machine is a validated order resolved against a profile: everything the
@@ -32,7 +32,7 @@ type Machine struct {
 	AdminUser         string
 	AdminPasswordHash string
 	Keys              []AuthorizedKey
-	SSHPort           int // 0: take the profile's
+	SSHPort           PortSpec // zero: take the profile's
 	Allow             []Service
 }
 
@@ -71,7 +71,7 @@ func (o *Order) Resolve(p *Profile, src *Source) (*Machine, error) {
 	} else if reason := checkHostname(o.Hostname); reason != "" {
 		e.add("hostname", "%s", reason)
 	}
-	if m.AdminUser == "" {
+	if m.AdminUser == "" && !src.given("admin_user") {
 		m.AdminUser = p.Admin.Name
 	} else if reason := checkUserName(m.AdminUser); reason != "" {
 		e.add("admin_user", "%s", reason)
@@ -79,6 +79,8 @@ func (o *Order) Resolve(p *Profile, src *Source) (*Machine, error) {
 	switch {
 	case p.Admin.Sudo == "password" && o.AdminPasswordHash == "":
 		e.add("admin_password_hash", "required: the profile's admin.sudo is password")
+	case p.Admin.Sudo != "password" && (o.AdminPasswordHash != "" || src.given("admin_password_hash")):
+		e.add("admin_password_hash", "given, but the profile's admin.sudo is %s: the hash would be ignored; leave it out or use a profile with admin.sudo: password", p.Admin.Sudo)
 	case o.AdminPasswordHash != "" && !pwHashRE.MatchString(o.AdminPasswordHash):
 		e.add("admin_password_hash", "must be a crypt(3) hash ($6$…, $y$…), never a plain password")
 	}
@@ -93,8 +95,8 @@ func (o *Order) Resolve(p *Profile, src *Source) (*Machine, error) {
 		}
 		m.Keys = append(m.Keys, k)
 	}
-	if o.SSHPort != 0 || src.given("ssh_port") {
-		if reason := checkSSHPort(o.SSHPort); reason != "" {
+	if !o.SSHPort.Random && o.SSHPort.Value != 0 {
+		if reason := checkSSHPort(o.SSHPort.Value); reason != "" {
 			e.add("ssh_port", "%s", reason)
 		}
 	}
@@ -106,6 +108,7 @@ func (o *Order) Resolve(p *Profile, src *Source) (*Machine, error) {
 		}
 		m.Allow = append(m.Allow, svc)
 	}
+	o.checkContradictions(e, p, m)
 	if o.InstanceID != "" {
 		if reason := checkInstanceID(o.InstanceID); reason != "" {
 			e.add("instance_id", "%s", reason)
@@ -119,6 +122,50 @@ func (o *Order) Resolve(p *Profile, src *Source) (*Machine, error) {
 		m.InstanceID = deriveInstanceID(m)
 	}
 	return m, nil
+}
+
+// checkContradictions refuses an order whose values contradict each other
+// or the profile. Each message names both fields.
+func (o *Order) checkContradictions(e *errList, p *Profile, m *Machine) {
+	sshPort := 0
+	sshField := ""
+	switch {
+	case m.SSHPort.Value != 0:
+		sshPort, sshField = m.SSHPort.Value, "ssh_port"
+	case m.SSHPort.IsZero() && !p.SSH.Port.Random:
+		sshPort, sshField = p.SSH.Port.Value, "the profile's ssh.port"
+	}
+	if o.AdminUser != "" {
+		for i, g := range p.Admin.Groups {
+			if g == o.AdminUser {
+				e.add("admin_user", "%q is also the profile's admin.groups[%d]: cloud-init would create the group first and useradd would then fail", o.AdminUser, i)
+			}
+		}
+	}
+	restricted := map[string]int{} // port/proto -> index of a source-restricted profile service
+	for i, svc := range p.Firewall.Services {
+		key := fmt.Sprintf("%d/%s", svc.Port, svc.Proto)
+		if len(svc.Sources) > 0 {
+			restricted[key] = i
+		}
+		if sshField == "ssh_port" && svc.Proto == "tcp" && svc.Port == sshPort {
+			e.add("ssh_port", "%d is also the profile's firewall.services[%d].port (tcp); choose another SSH port", sshPort, i)
+		}
+	}
+	for i, a := range o.Allow {
+		svc, reason := parsePortProto(a)
+		if reason != "" {
+			continue // reported already
+		}
+		path := fmt.Sprintf("allow[%d]", i)
+		key := fmt.Sprintf("%d/%s", svc.Port, svc.Proto)
+		if j, ok := restricted[key]; ok {
+			e.add(path, "%s would open firewall.services[%d] to every source, but the profile restricts it to firewall.services[%d].sources; drop it from the order or change the profile", key, j, j)
+		}
+		if sshPort != 0 && svc.Proto == "tcp" && svc.Port == sshPort {
+			e.add(path, "%d/tcp is the SSH port (%s), which is always open; remove it from allow", svc.Port, sshField)
+		}
+	}
 }
 
 // deriveInstanceID makes a stable instance-id from what identifies the

@@ -51,7 +51,9 @@ func orderCases(k testKeys) []orderCase {
 
 		// hostname
 		{"host fqdn", host("web-1.example.com"), false, ""},
-		{"host digits", host(`"1234"`), false, ""},
+		{"host digits", host(`"1234"`), false, `o.yaml:1:11: hostname: "1234" is not a valid hostname: its last label is all digits, so it reads as an IP address`},
+		{"host dotted quad", host(`"10.0.0.1"`), false, `o.yaml:1:11: hostname: "10.0.0.1" is not a valid hostname: its last label is all digits, so it reads as an IP address`},
+		{"host digits first label", host(`"1234.example.com"`), false, ""},
 		{"host unquoted number", host("1234"), false, `o.yaml:1:11: hostname: must be a string, not the integer 1234`},
 		{"host 63 label", host(label), false, ""},
 		{"host 253", host(host253), false, ""},
@@ -82,9 +84,9 @@ func orderCases(k testKeys) []orderCase {
 		// admin_user
 		{"admin_user ok", head + "admin_user: deploy\n", false, ""},
 		{"admin_user root", head + "admin_user: root\n",
-			false, `o.yaml:4:13: admin_user: "root" is root or a system account; choose another name`},
+			false, `o.yaml:4:13: admin_user: "root" is root or a user or group that Debian and Ubuntu images already have (useradd would fail and leave no admin); choose another name`},
 		{"admin_user sshd", head + "admin_user: sshd\n",
-			false, `o.yaml:4:13: admin_user: "sshd" is root or a system account; choose another name`},
+			false, `o.yaml:4:13: admin_user: "sshd" is root or a user or group that Debian and Ubuntu images already have (useradd would fail and leave no admin); choose another name`},
 		{"admin_user bad", head + "admin_user: " + q("a b") + "\n", false, `o.yaml:4:13: admin_user: "a b" ` + badUser},
 
 		// admin_password_hash
@@ -150,9 +152,9 @@ func orderCases(k testKeys) []orderCase {
 		// allow
 		{"allow ok", head + "allow: [\"80\", 53/udp, 443/tcp]\n", false, ""},
 		{"allow sctp", head + "allow:\n  - 80/sctp\n", false, `o.yaml:5:5: allow[0]: "80/sctp": protocol must be tcp or udp`},
-		{"allow 0", head + "allow:\n  - \"0\"\n", false, `o.yaml:5:5: allow[0]: "0": want PORT[/tcp|/udp] with PORT 1–65535`},
-		{"allow x", head + "allow:\n  - x\n", false, `o.yaml:5:5: allow[0]: "x": want PORT[/tcp|/udp] with PORT 1–65535`},
-		{"allow 65536", head + "allow:\n  - \"65536\"\n", false, `o.yaml:5:5: allow[0]: "65536": want PORT[/tcp|/udp] with PORT 1–65535`},
+		{"allow 0", head + "allow:\n  - \"0\"\n", false, `o.yaml:5:5: allow[0]: "0": want PORT[/tcp|/udp] with PORT 1–65535 in plain decimal (must be 1–65535, not 0)`},
+		{"allow x", head + "allow:\n  - x\n", false, `o.yaml:5:5: allow[0]: "x": want PORT[/tcp|/udp] with PORT 1–65535 in plain decimal ("x" is not a plain decimal number (digits only: no sign, no 0x/0o prefix, no _ or spaces))`},
+		{"allow 65536", head + "allow:\n  - \"65536\"\n", false, `o.yaml:5:5: allow[0]: "65536": want PORT[/tcp|/udp] with PORT 1–65535 in plain decimal (must be 1–65535, not 65536)`},
 		{"allow int", head + "allow:\n  - 80\n", false, `o.yaml:5:5: allow[0]: must be a string, not the integer 80`},
 	}
 }
@@ -246,7 +248,7 @@ func TestOrderFlagSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.SSHPort = 22
+	o.SSHPort = config.PortSpec{Value: 22}
 	src.SetFlag("ssh_port", "--ssh-port")
 	_, err = o.Resolve(mustProfile(t, ""), src)
 	want := `--ssh-port: ssh_port: must be 1–65535 or "random", and not 22 (the point is to move SSH off port 22)`

@@ -6,8 +6,8 @@
 package config
 
 import (
+	"errors"
 	"fmt"
-	"strconv"
 
 	"gopkg.in/yaml.v3"
 )
@@ -29,13 +29,13 @@ type Profile struct {
 	Firewall   Firewall `yaml:"firewall" doc:"Default-deny inbound firewall for IPv4 and IPv6."`
 	Fail2ban   Fail2ban `yaml:"fail2ban" doc:"Fail2ban bans hosts that fail to log in."`
 	Sysctl     Sysctl   `yaml:"sysctl" doc:"Kernel and network sysctl hardening."`
-	Packages   []string `yaml:"packages" doc:"Extra Debian packages to install at first boot."`
+	Packages   []string `yaml:"packages" doc:"Extra Debian packages to install at first boot: plain package names (no trailing - or ., =version, /release or :arch, which apt reads as other actions), and none that takes over a measure (firewalld, ufw, dropbear, sudo-ldap, sysvinit-core …)." rule:"package"`
 }
 
 // Metadata names the profile.
 type Metadata struct {
-	Name        string `yaml:"name" doc:"Profile name: lower-case letters, digits and hyphens." required:"true"`
-	Description string `yaml:"description" doc:"One line saying what the profile is for."`
+	Name        string `yaml:"name" doc:"Profile name: lower-case letters, digits and hyphens." required:"true" rule:"profileName"`
+	Description string `yaml:"description" doc:"One line saying what the profile is for." rule:"oneLine"`
 }
 
 // Updates configures package updates.
@@ -48,25 +48,25 @@ type Updates struct {
 // Unattended configures unattended-upgrades.
 type Unattended struct {
 	Enabled *bool  `yaml:"enabled" doc:"Install and enable unattended-upgrades." default:"true"`
-	Reboot  string `yaml:"reboot" doc:"Automatic reboot time when an upgrade needs one, as HH:MM, or none." default:"none"`
+	Reboot  string `yaml:"reboot" doc:"Automatic reboot time when an upgrade needs one, as HH:MM, or none." default:"none" rule:"reboot"`
 }
 
 // Mirror is an apt mirror.
 type Mirror struct {
-	URL        string   `yaml:"url" doc:"Mirror URL (http or https)." required:"true"`
-	Suites     []string `yaml:"suites" doc:"Suites to use; $RELEASE is the machine's codename." default:"[\"$RELEASE\", \"$RELEASE-updates\"]"`
-	Components []string `yaml:"components" doc:"Archive components." default:"[\"main\"]"`
-	Key        string   `yaml:"key" doc:"ASCII-armoured OpenPGP public key that signs the mirror; without it the machine's keyring must already trust it."`
+	URL        string   `yaml:"url" doc:"Mirror URL: http:// or https:// (lower case), a host name or IPv4 address, an optional port, a path. No user:password@ (sources.list is world-readable), query or fragment." required:"true" rule:"mirrorURL"`
+	Suites     []string `yaml:"suites" doc:"Suites to use; $RELEASE is the machine's codename." default:"[\"$RELEASE\", \"$RELEASE-updates\"]" rule:"suite" minItems:"1"`
+	Components []string `yaml:"components" doc:"Archive components." default:"[\"main\"]" rule:"component" minItems:"1"`
+	Key        string   `yaml:"key" doc:"ASCII-armoured OpenPGP public key that signs the mirror; without it the machine's keyring must already trust it. Checked at render time: it must parse as OpenPGP and hold no private key." rule:"armoredKey"`
 }
 
 // SSH configures sshd.
 type SSH struct {
-	Port           PortSpec `yaml:"port" doc:"SSH port: a number (1–65535, not 22) or random (chosen in 49152–65535 from the instance-id)." default:"random"`
-	MaxAuthTries   int      `yaml:"maxAuthTries" doc:"sshd MaxAuthTries (1–10)." default:"3"`
-	LoginGraceTime string   `yaml:"loginGraceTime" doc:"sshd LoginGraceTime, e.g. 30s or 1m (1s–10m)." default:"30s"`
+	Port           PortSpec `yaml:"port" doc:"SSH port: a number (1–65535 in plain decimal, not 22, not a declared service port) or random (chosen in 49152–65535 from the instance-id, skipping declared ports)." default:"random"`
+	MaxAuthTries   int      `yaml:"maxAuthTries" doc:"sshd MaxAuthTries (1–10)." default:"3" rule:"maxAuthTries"`
+	LoginGraceTime string   `yaml:"loginGraceTime" doc:"sshd LoginGraceTime, e.g. 30s or 1m (1s–10m)." default:"30s" rule:"loginGrace"`
 	Crypto         string   `yaml:"crypto" doc:"Crypto policy: compatible drops what ssh-audit fails (NIST-curve key exchange and host keys, SHA-1 and 64-bit MACs); modern keeps only what ssh-audit rates good; openssh leaves OpenSSH's defaults. Post-quantum key exchange is kept wherever the server has it." default:"compatible" enum:"compatible,modern,openssh"`
-	AllowUsers     []string `yaml:"allowUsers" doc:"Users allowed to log in; the admin user is always added."`
-	AllowGroups    []string `yaml:"allowGroups" doc:"Groups allowed to log in."`
+	AllowUsers     []string `yaml:"allowUsers" doc:"Users allowed to log in; the admin user is always added." rule:"loginName"`
+	AllowGroups    []string `yaml:"allowGroups" doc:"Groups allowed to log in; the admin's own group is always added." rule:"groupName"`
 }
 
 // PortSpec is a fixed port or "random".
@@ -75,35 +75,41 @@ type PortSpec struct {
 	Value  int
 }
 
+// decodeNode reads the YAML/JSON form with ParsePort, the function that
+// also reads --ssh-port, so both spell a port the same way.
 func (p *PortSpec) decodeNode(n *yaml.Node) error {
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" && n.Value == "random" {
-		*p = PortSpec{Random: true}
-		return nil
-	}
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!int" {
-		v, err := strconv.Atoi(n.Value)
-		if err == nil && v != 0 { // 0 would read as absent, i.e. random
-			*p = PortSpec{Value: v}
-			return nil
+	if n.Kind == yaml.ScalarNode && (n.Tag == "!!int" || (n.Tag == "!!str" && n.Value == "random")) {
+		spec, reason := ParsePort(n.Value)
+		if reason != "" {
+			return errors.New(reason)
 		}
+		*p = spec
+		return nil
 	}
 	return fmt.Errorf("must be 1–65535 or \"random\", not %s", describe(n))
 }
 
-// MarshalYAML writes the port back in its input form.
+// IsZero reports an absent port (neither a number nor random).
+func (p PortSpec) IsZero() bool { return !p.Random && p.Value == 0 }
+
+// MarshalYAML writes the port back in its input form; an absent port (an
+// order that takes the profile's) stays absent as null, never "random".
 func (p PortSpec) MarshalYAML() (any, error) {
-	if p.Random || p.Value == 0 {
+	switch {
+	case p.Random:
 		return "random", nil
+	case p.Value == 0:
+		return nil, nil
 	}
 	return p.Value, nil
 }
 
 // Admin configures the admin user.
 type Admin struct {
-	Name   string   `yaml:"name" doc:"Default admin user name when the order names none." default:"admin"`
+	Name   string   `yaml:"name" doc:"Default admin user name when the order names none. Not root, nor a user or group Debian and Ubuntu images already have (useradd would fail)." default:"admin" rule:"loginName"`
 	Sudo   string   `yaml:"sudo" doc:"nopasswd (sudo without a password) or password (the order must carry admin_password_hash)." default:"nopasswd" enum:"nopasswd,password"`
-	Shell  string   `yaml:"shell" doc:"Login shell." default:"/bin/bash"`
-	Groups []string `yaml:"groups" doc:"Extra groups for the admin user."`
+	Shell  string   `yaml:"shell" doc:"Login shell: one that every Debian and Ubuntu image has before packages are installed (the agent checks it exists at first boot)." default:"/bin/bash" rule:"shell"`
+	Groups []string `yaml:"groups" doc:"Extra groups for the admin user (created when missing); not the admin's own name, no repeats." rule:"groupName" unique:"true"`
 }
 
 // Firewall configures the host firewall.
@@ -115,31 +121,31 @@ type Firewall struct {
 
 // Service is an inbound port to allow.
 type Service struct {
-	Port    int      `yaml:"port" doc:"Port (1–65535)." required:"true"`
+	Port    int      `yaml:"port" doc:"Port (1–65535); not the SSH port." required:"true" rule:"port"`
 	Proto   string   `yaml:"proto" doc:"tcp or udp." default:"tcp" enum:"tcp,udp"`
-	Sources []string `yaml:"sources" doc:"Source networks (CIDR, IPv4 or IPv6) allowed to reach the port; empty means any."`
+	Sources []string `yaml:"sources" doc:"Source networks (CIDR, IPv4 or IPv6, no host bits) allowed to reach the port; empty means any. An order cannot widen a restricted port with allow." rule:"cidr"`
 }
 
 // Fail2ban configures fail2ban.
 type Fail2ban struct {
 	Enabled  *bool           `yaml:"enabled" doc:"Install and configure fail2ban." default:"true"`
 	Defaults JailSettings    `yaml:"defaults" doc:"The [DEFAULT] section." default:"{bantime: 10m, findtime: 10m, maxretry: 5}"`
-	Jails    map[string]Jail `yaml:"jails" doc:"Per-jail overrides; sshd is always enabled and always watches the real SSH port. Known jails: sshd, recidive."`
+	Jails    map[string]Jail `yaml:"jails" doc:"Per-jail overrides; sshd is always enabled and always watches the real SSH port. Known jails: sshd, recidive." keys:"recidive,sshd"`
 }
 
 // JailSettings are fail2ban's timing settings.
 type JailSettings struct {
-	Bantime  string `yaml:"bantime" doc:"Ban duration, e.g. 10m, 1h, 1d."`
-	Findtime string `yaml:"findtime" doc:"Window in which maxretry failures cause a ban."`
-	Maxretry int    `yaml:"maxretry" doc:"Failures before a ban (1–100)."`
+	Bantime  string `yaml:"bantime" doc:"Ban duration, e.g. 10m, 1h, 1d (1s–365d)." rule:"f2bDuration"`
+	Findtime string `yaml:"findtime" doc:"Window in which maxretry failures cause a ban (1s–365d)." rule:"f2bDuration"`
+	Maxretry int    `yaml:"maxretry" doc:"Failures before a ban (1–100)." rule:"maxretry"`
 }
 
 // Jail is one jail's overrides.
 type Jail struct {
 	Enabled  *bool  `yaml:"enabled" doc:"Enable the jail (sshd cannot be disabled)." default:"true"`
-	Bantime  string `yaml:"bantime" doc:"Ban duration, e.g. 30m."`
-	Findtime string `yaml:"findtime" doc:"Window in which maxretry failures cause a ban."`
-	Maxretry int    `yaml:"maxretry" doc:"Failures before a ban (1–100)."`
+	Bantime  string `yaml:"bantime" doc:"Ban duration, e.g. 30m (1s–365d)." rule:"f2bDuration"`
+	Findtime string `yaml:"findtime" doc:"Window in which maxretry failures cause a ban (1s–365d)." rule:"f2bDuration"`
+	Maxretry int    `yaml:"maxretry" doc:"Failures before a ban (1–100)." rule:"maxretry"`
 }
 
 // Sysctl configures kernel hardening.

@@ -2,11 +2,10 @@ package config
 
 import (
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
-	"time"
 	"unicode"
-	"unicode/utf8"
 )
 
 // knownJails are the jails a profile may configure. sshd is always on.
@@ -58,9 +57,20 @@ func mergeErrors(decodeErr, validateErr error) error {
 
 func ptr[T any](v T) *T { return &v }
 
-// setDefaults fills every absent value, so later stages never guess. An
-// explicit 0 is not absent: it is left for validation to refuse.
+// setDefaults fills every absent (or null) value, so later stages never
+// guess. A given value is never replaced, not even "" or 0: it is left for
+// validation to refuse, so an empty value never silently means "default".
 func (p *Profile) setDefaults(src *Source) {
+	str := func(v *string, path, def string) {
+		if *v == "" && !src.given(path) {
+			*v = def
+		}
+	}
+	num := func(v *int, path string, def int) {
+		if *v == 0 && !src.given(path) {
+			*v = def
+		}
+	}
 	u := &p.Updates
 	if u.UpgradeOnFirstBoot == nil {
 		u.UpgradeOnFirstBoot = ptr(true)
@@ -71,65 +81,41 @@ func (p *Profile) setDefaults(src *Source) {
 	if u.Unattended.Enabled == nil {
 		u.Unattended.Enabled = ptr(true)
 	}
-	if u.Unattended.Reboot == "" {
-		u.Unattended.Reboot = "none"
-	}
+	str(&u.Unattended.Reboot, "updates.unattended.reboot", "none")
 	if m := u.Mirror; m != nil {
-		if len(m.Suites) == 0 {
+		if len(m.Suites) == 0 && !src.given("updates.mirror.suites") {
 			m.Suites = []string{"$RELEASE", "$RELEASE-updates"}
 		}
-		if len(m.Components) == 0 {
+		if len(m.Components) == 0 && !src.given("updates.mirror.components") {
 			m.Components = []string{"main"}
 		}
 	}
 	s := &p.SSH
-	if !s.Port.Random && s.Port.Value == 0 {
+	if s.Port.IsZero() {
 		s.Port.Random = true
 	}
-	if s.MaxAuthTries == 0 && !src.given("ssh.maxAuthTries") {
-		s.MaxAuthTries = 3
-	}
-	if s.LoginGraceTime == "" {
-		s.LoginGraceTime = "30s"
-	}
-	if s.Crypto == "" {
-		s.Crypto = "compatible"
-	}
+	num(&s.MaxAuthTries, "ssh.maxAuthTries", 3)
+	str(&s.LoginGraceTime, "ssh.loginGraceTime", "30s")
+	str(&s.Crypto, "ssh.crypto", "compatible")
 	a := &p.Admin
-	if a.Name == "" {
-		a.Name = "admin"
-	}
-	if a.Sudo == "" {
-		a.Sudo = "nopasswd"
-	}
-	if a.Shell == "" {
-		a.Shell = "/bin/bash"
-	}
+	str(&a.Name, "admin.name", "admin")
+	str(&a.Sudo, "admin.sudo", "nopasswd")
+	str(&a.Shell, "admin.shell", "/bin/bash")
 	f := &p.Firewall
 	if f.Enabled == nil {
 		f.Enabled = ptr(true)
 	}
-	if f.Backend == "" {
-		f.Backend = "auto"
-	}
+	str(&f.Backend, "firewall.backend", "auto")
 	for i := range f.Services {
-		if f.Services[i].Proto == "" {
-			f.Services[i].Proto = "tcp"
-		}
+		str(&f.Services[i].Proto, fmt.Sprintf("firewall.services[%d].proto", i), "tcp")
 	}
 	b := &p.Fail2ban
 	if b.Enabled == nil {
 		b.Enabled = ptr(true)
 	}
-	if b.Defaults.Bantime == "" {
-		b.Defaults.Bantime = "10m"
-	}
-	if b.Defaults.Findtime == "" {
-		b.Defaults.Findtime = "10m"
-	}
-	if b.Defaults.Maxretry == 0 && !src.given("fail2ban.defaults.maxretry") {
-		b.Defaults.Maxretry = 5
-	}
+	str(&b.Defaults.Bantime, "fail2ban.defaults.bantime", "10m")
+	str(&b.Defaults.Findtime, "fail2ban.defaults.findtime", "10m")
+	num(&b.Defaults.Maxretry, "fail2ban.defaults.maxretry", 5)
 	if b.Jails == nil {
 		b.Jails = map[string]Jail{}
 	}
@@ -144,45 +130,11 @@ func (p *Profile) setDefaults(src *Source) {
 	}
 }
 
+// validate checks every value against its rule (applyRules, the rules the
+// JSON Schema is generated from), then the rules that span fields.
 func (p *Profile) validate(src *Source) error {
 	e := &errList{src: src}
-	if p.APIVersion != APIVersion {
-		e.add("apiVersion", "must be %q, not %q", APIVersion, p.APIVersion)
-	}
-	if p.Kind != KindProfile {
-		e.add("kind", "must be %q, not %q", KindProfile, p.Kind)
-	}
-	if !profileRE.MatchString(p.Metadata.Name) {
-		e.add("metadata.name", "%q must be 1–63 lower-case letters, digits and inner hyphens", p.Metadata.Name)
-	}
-	if utf8.RuneCountInString(p.Metadata.Description) > 200 || containsControl(p.Metadata.Description) {
-		e.add("metadata.description", "must be one line of at most 200 characters")
-	}
-
-	u := p.Updates
-	if r := u.Unattended.Reboot; r != "none" && !rebootRE.MatchString(r) {
-		e.add("updates.unattended.reboot", "%q must be a time HH:MM (00:00–23:59) or none", r)
-	}
-	if m := u.Mirror; m != nil {
-		if reason := checkURL(m.URL); reason != "" {
-			e.add("updates.mirror.url", "%s", reason)
-		}
-		for i, s := range m.Suites {
-			if !suiteRE.MatchString(s) {
-				e.add(fmt.Sprintf("updates.mirror.suites[%d]", i), "%q is not a suite name (e.g. $RELEASE, $RELEASE-updates, bookworm)", s)
-			}
-		}
-		for i, c := range m.Components {
-			if !componentRE.MatchString(c) {
-				e.add(fmt.Sprintf("updates.mirror.components[%d]", i), "%q is not a component name (e.g. main)", c)
-			}
-		}
-		if m.Key != "" {
-			if reason := checkArmoredKey(m.Key); reason != "" {
-				e.add("updates.mirror.key", "%s", reason)
-			}
-		}
-	}
+	applyRules(e, "", reflect.ValueOf(p).Elem())
 
 	s := p.SSH
 	if !s.Port.Random {
@@ -190,73 +142,35 @@ func (p *Profile) validate(src *Source) error {
 			e.add("ssh.port", "%s", reason)
 		}
 	}
-	if s.MaxAuthTries < 1 || s.MaxAuthTries > 10 {
-		e.add("ssh.maxAuthTries", "must be 1–10, not %d", s.MaxAuthTries)
-	}
-	if reason := checkDurationRange(s.LoginGraceTime, time.Second, 10*time.Minute); reason != "" {
-		e.add("ssh.loginGraceTime", "%s", reason)
-	}
-	switch s.Crypto {
-	case "compatible", "modern", "openssh":
-	default:
-		e.add("ssh.crypto", "must be compatible, modern or openssh, not %q", s.Crypto)
-	}
-	for i, name := range s.AllowUsers {
-		if reason := checkUserName(name); reason != "" {
-			e.add(fmt.Sprintf("ssh.allowUsers[%d]", i), "%s", reason)
-		}
-	}
-	for i, name := range s.AllowGroups {
-		if reason := checkGroupName(name); reason != "" {
-			e.add(fmt.Sprintf("ssh.allowGroups[%d]", i), "%s", reason)
-		}
-	}
 
 	a := p.Admin
-	if reason := checkUserName(a.Name); reason != "" {
-		e.add("admin.name", "%s", reason)
-	}
-	if a.Sudo != "nopasswd" && a.Sudo != "password" {
-		e.add("admin.sudo", "must be nopasswd or password, not %q", a.Sudo)
-	}
-	if !shellRE.MatchString(a.Shell) {
-		e.add("admin.shell", "%q must be an absolute path", a.Shell)
-	}
+	seenGroup := map[string]int{}
 	for i, g := range a.Groups {
-		if reason := checkGroupName(g); reason != "" {
-			e.add(fmt.Sprintf("admin.groups[%d]", i), "%s", reason)
+		path := fmt.Sprintf("admin.groups[%d]", i)
+		if j, dup := seenGroup[g]; dup {
+			e.add(path, "%q is already listed in admin.groups[%d]", g, j)
+		}
+		seenGroup[g] = i
+		if g == a.Name {
+			e.add(path, "%q is the admin's own name (admin.name): cloud-init would create the group first and useradd would then fail", g)
 		}
 	}
 
 	f := p.Firewall
-	switch f.Backend {
-	case "auto", "nftables", "iptables":
-	default:
-		e.add("firewall.backend", "must be auto, nftables or iptables, not %q", f.Backend)
-	}
 	seen := map[string]int{}
 	for i, svc := range f.Services {
 		path := fmt.Sprintf("firewall.services[%d]", i)
-		if reason := checkPort(svc.Port); reason != "" {
-			e.add(path+".port", "%s", reason)
-		}
-		if svc.Proto != "tcp" && svc.Proto != "udp" {
-			e.add(path+".proto", "must be tcp or udp, not %q", svc.Proto)
-		}
 		key := fmt.Sprintf("%d/%s", svc.Port, svc.Proto)
 		if j, dup := seen[key]; dup {
 			e.add(path, "%d/%s is already declared in firewall.services[%d]", svc.Port, svc.Proto, j)
 		}
 		seen[key] = i
-		for k, c := range svc.Sources {
-			if _, reason := checkCIDR(c); reason != "" {
-				e.add(fmt.Sprintf("%s.sources[%d]", path, k), "%s", reason)
-			}
+		if !s.Port.Random && svc.Port == s.Port.Value && svc.Proto == "tcp" {
+			e.add(path+".port", "%d/tcp is the SSH port (ssh.port): SSH is always allowed; declare the service on another port or move ssh.port", svc.Port)
 		}
 	}
 
 	b := p.Fail2ban
-	checkJailSettings(e, "fail2ban.defaults", b.Defaults.Bantime, b.Defaults.Findtime, b.Defaults.Maxretry, true)
 	names := make([]string, 0, len(b.Jails))
 	for name := range b.Jails {
 		names = append(names, name)
@@ -264,37 +178,16 @@ func (p *Profile) validate(src *Source) error {
 	sort.Strings(names)
 	for _, name := range names {
 		j := b.Jails[name]
-		path := "fail2ban.jails." + name
+		path := join("fail2ban.jails", name)
 		if !knownJails[name] {
 			e.add(path, "unknown jail %q (known: recidive, sshd)", name)
 			continue
 		}
 		if name == "sshd" && !Bool(j.Enabled, true) && Bool(b.Enabled, true) {
-			e.add(path+".enabled", "the sshd jail cannot be disabled while fail2ban is enabled")
-		}
-		checkJailSettings(e, path, j.Bantime, j.Findtime, j.Maxretry, false)
-	}
-
-	for i, pkg := range p.Packages {
-		if !packageRE.MatchString(pkg) {
-			e.add(fmt.Sprintf("packages[%d]", i), "%q is not a Debian package name", pkg)
+			e.add(path+".enabled", "the sshd jail cannot be disabled while fail2ban is enabled (fail2ban.enabled)")
 		}
 	}
 	return e.err()
-}
-
-func checkJailSettings(e *errList, path, bantime, findtime string, maxretry int, required bool) {
-	for _, kv := range []struct{ key, val string }{{"bantime", bantime}, {"findtime", findtime}} {
-		if kv.val == "" && !required {
-			continue
-		}
-		if reason := checkDurationRange(kv.val, time.Second, 365*24*time.Hour); reason != "" {
-			e.add(path+"."+kv.key, "%s", reason)
-		}
-	}
-	if (required || maxretry != 0 || e.src.given(path+".maxretry")) && (maxretry < 1 || maxretry > 100) {
-		e.add(path+".maxretry", "must be 1–100, not %d", maxretry)
-	}
 }
 
 // checkSSHPort is checkPort plus the one port hardening moves SSH away from.

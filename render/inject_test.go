@@ -24,7 +24,8 @@ import (
 // hostile values; config must either refuse the value (naming the field) or
 // rendering must leave every structure exactly as a benign render has it.
 
-const injArmored = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZQ1234YJKwYBBAHaRw8BAQdAabcdefghijklmnopqrstuvwxyz0123456789AB\n=abcd\n-----END PGP PUBLIC KEY BLOCK-----"
+// injArmored is a real OpenPGP public key: config checks that it parses.
+const injArmored = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEaw9r8hYJKwYBBAHaRw8BAQdAgL2RUTM5JAKG7+wXmvqAGWqElk53zWCbjnq8\nCqhTUfu0KWhhcmRiYWtlIHRlc3QgbWlycm9yIDxtaXJyb3JAZXhhbXBsZS5uZXQ+\niJAEExYIADgWIQQJ7vjk7F84lSJnBoMGkvhgki7W2gUCaw9r8gIbAwULCQgHAgYV\nCgkICwIEFgIDAQIeAQIXgAAKCRAGkvhgki7W2ufuAP4wbqIPeXfNgrt/ZV0bhF8e\nbTvt1dTuvenIGOT55fOebQEAkd2U1Si9x7TRNNNXPqmYxNOhlAZIbb51yQkmLrZA\nxQE=\n=RPR1\n-----END PGP PUBLIC KEY BLOCK-----"
 
 // injProfile exercises every rendered file: mirror with key, firewall
 // services with IPv4 and IPv6 sources, recidive, reboot time, sysctl.
@@ -125,7 +126,9 @@ func injValue(f injField, key, hostile string, alone bool) string {
 		}
 		return key + " c" + hostile + "c"
 	case "MIRRORKEY":
-		return strings.Replace(injArmored, "=abcd", "=ab"+hostile+"cd", 1)
+		// In an armour header: the key stays a valid OpenPGP key, so the
+		// accepting path (and the structure checks) run for printable text.
+		return strings.Replace(injArmored, "-----\n\n", "-----\nComment: c"+hostile+"c\n\n", 1)
 	}
 	if alone {
 		return hostile

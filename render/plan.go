@@ -29,16 +29,39 @@ const (
 
 // SSHPort is the port the machine's SSH moves to: the order's, else the
 // profile's fixed port, else one chosen in 49152–65535 from the instance-id
-// (so re-rendering an order never moves it).
+// (so re-rendering an order never moves it). A random choice never lands on
+// a TCP port the profile or the order declares: on a collision it steps to
+// the next free port in the range, the same way every time.
 func SSHPort(p *config.Profile, m *config.Machine) int {
 	switch {
-	case m.SSHPort != 0:
-		return m.SSHPort
-	case !p.SSH.Port.Random:
+	case m.SSHPort.Value != 0:
+		return m.SSHPort.Value
+	case !m.SSHPort.Random && !p.SSH.Port.Random:
 		return p.SSH.Port.Value
 	}
+	declared := map[int]bool{}
+	for _, svc := range p.Firewall.Services {
+		if svc.Proto == "tcp" {
+			declared[svc.Port] = true
+		}
+	}
+	for _, svc := range m.Allow {
+		if svc.Proto == "tcp" {
+			declared[svc.Port] = true
+		}
+	}
+	const first, span = 49152, 16384
 	sum := sha256.Sum256([]byte("hardbake ssh port\x00" + m.InstanceID))
-	return 49152 + int(binary.BigEndian.Uint16(sum[:2])%16384)
+	start := int(binary.BigEndian.Uint16(sum[:2]) % span)
+	for i := range span {
+		if port := first + (start+i)%span; !declared[port] {
+			return port
+		}
+	}
+	// Unreachable: a profile and an order cannot declare all 16,384 ports
+	// of the range (the plan would not fit in one argument); fall back to
+	// the hashed port rather than fail.
+	return first + start
 }
 
 // buildPlan turns a validated profile and machine into the agent's plan.

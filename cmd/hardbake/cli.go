@@ -87,11 +87,13 @@ func exitCode(e *env, err error) int {
 	return exitFailure
 }
 
-// prefixLines puts "hardbake: " before each line of a multi-line error.
+// prefixLines puts "hardbake: " before each line of a multi-line error, and
+// escapes what is left of control characters and terminal escapes in it
+// (the messages quote input already; this is the last line of defence).
 func prefixLines(s string) string {
 	lines := strings.Split(s, "\n")
 	for i := range lines {
-		lines[i] = "hardbake: " + lines[i]
+		lines[i] = "hardbake: " + config.Escape(lines[i])
 	}
 	return strings.Join(lines, "\n")
 }
@@ -126,7 +128,9 @@ func parse(e *env, fs *pflag.FlagSet, args []string) error {
 			fs.Usage()
 			return err
 		}
-		return usagef("%s: %v", fs.Name(), err)
+		// pflag prints an unknown flag's name raw: escape it, so no
+		// argument can put a terminal escape or a second line on stderr.
+		return usagef("%s: %s", fs.Name(), config.Escape(err.Error()))
 	}
 	return nil
 }

@@ -48,7 +48,7 @@ func runValidate(e *env, args []string) error {
 	for _, file := range fs.Args() {
 		data, err := os.ReadFile(file)
 		if err != nil {
-			return usagef("validate: %v", err)
+			return usagef("validate: %v", quotePath(err))
 		}
 		kind := "order"
 		if config.LooksLikeProfile(data) {
@@ -58,7 +58,7 @@ func runValidate(e *env, args []string) error {
 			err = validateOrder(file, data, *profileRef)
 		}
 		if err == nil {
-			fmt.Fprintf(e.stdout, "%s: ok (%s)\n", file, kind)
+			fmt.Fprintf(e.stdout, "%s: ok (%s)\n", config.Escape(file), kind) // a file name is input too
 		}
 		errs = append(errs, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -23,13 +24,13 @@ type inputFlags struct {
 	adminUser   string
 	keyFiles    []string
 	keys        []string
-	sshPort     int
+	sshPort     string
 	allow       []string
 	agent       string
 	arch        string
 	agentBinary string
 	agentSHA256 string
-	netcfg      bool
+	netcfg      strictBool
 }
 
 func (f *inputFlags) register(fs *pflag.FlagSet) {
@@ -40,13 +41,14 @@ func (f *inputFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.adminUser, "admin-user", "", "admin user name (overrides the order)")
 	fs.StringArrayVar(&f.keyFiles, "ssh-key-file", nil, "file of SSH public keys for the admin (repeatable)")
 	fs.StringArrayVar(&f.keys, "ssh-key", nil, "SSH public key line for the admin (repeatable)")
-	fs.IntVar(&f.sshPort, "ssh-port", 0, "SSH port (overrides the order and the profile)")
+	fs.StringVar(&f.sshPort, "ssh-port", "", "SSH `PORT`: 1–65535 in plain decimal, or random (overrides the order and the profile)")
 	fs.StringArrayVar(&f.allow, "allow", nil, "extra inbound `PORT[/tcp|/udp]` (repeatable)")
 	fs.StringVar(&f.agent, "agent", "seed", "where the machine gets the agent: seed, url=URL or embed")
 	fs.StringVar(&f.arch, "arch", "amd64", "target architecture: amd64 or arm64")
 	fs.StringVar(&f.agentBinary, "agent-binary", "", "agent binary `PATH` (default: hardbake-firstboot-linux-ARCH beside hardbake)")
 	fs.StringVar(&f.agentSHA256, "agent-sha256", "", "sha256 of the agent at --agent url=URL when no binary is at hand")
-	fs.BoolVar(&f.netcfg, "network-config", false, "also write network-config (DHCP on every Ethernet interface)")
+	fs.Var(&f.netcfg, "network-config", "also write network-config (DHCP on every Ethernet interface); =true or =false only")
+	fs.Lookup("network-config").NoOptDefVal = "true"
 }
 
 // compile loads the inputs and bakes them, printing render's warnings. It
@@ -61,7 +63,7 @@ func (f *inputFlags) compile(e *env, fs *pflag.FlagSet) (*bake.Result, []bake.In
 		return nil, nil, err
 	}
 	res, err := bake.Seed(bake.Request{
-		Profile: p, Order: order, Source: src, Overrides: ov, NetworkConfig: f.netcfg,
+		Profile: p, Order: order, Source: src, Overrides: ov, NetworkConfig: bool(f.netcfg),
 		Agent: bake.AgentRequest{Mode: f.agent, Arch: f.arch, Path: f.agentBinary, SearchDirs: bake.DefaultSearchDirs(), SHA256: f.agentSHA256},
 	})
 	if err != nil {
@@ -96,7 +98,7 @@ func loadProfile(ref string) (*config.Profile, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, usagef("--profile: %q is neither a built-in profile (%s) nor a file", ref, strings.Join(templates.ProfileNames(), ", "))
 		}
-		return nil, fmt.Errorf("read profile: %w", err)
+		return nil, fmt.Errorf("read profile: %w", quotePath(err))
 	}
 	return config.DecodeProfile(ref, data)
 }
@@ -110,9 +112,9 @@ func (f *inputFlags) loadOrder(fs *pflag.FlagSet) (*config.Order, *config.Source
 		data, err := os.ReadFile(f.order)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				return nil, nil, ov, usagef("--order: %v", err)
+				return nil, nil, ov, usagef("--order: %v", quotePath(err))
 			}
-			return nil, nil, ov, fmt.Errorf("read order: %w", err)
+			return nil, nil, ov, fmt.Errorf("read order: %w", quotePath(err))
 		}
 		if order, src, err = config.DecodeOrder(f.order, data); err != nil {
 			return nil, nil, ov, err
@@ -127,7 +129,16 @@ func (f *inputFlags) loadOrder(fs *pflag.FlagSet) (*config.Order, *config.Source
 	set("hostname", "hostname", func() { ov.Hostname = &f.hostname })
 	set("instance-id", "instance_id", func() { ov.InstanceID = &f.instanceID })
 	set("admin-user", "admin_user", func() { ov.AdminUser = &f.adminUser })
-	set("ssh-port", "ssh_port", func() { ov.SSHPort = &f.sshPort })
+	if fs.Changed("ssh-port") {
+		// The same parser as ssh_port in an order and ssh.port in a
+		// profile: one spelling of a port everywhere.
+		port, reason := config.ParsePort(f.sshPort)
+		if reason != "" {
+			return nil, nil, ov, &config.InputError{Errs: []*config.FieldError{{File: "--ssh-port", Path: "ssh_port", Reason: reason}}}
+		}
+		ov.SSHPort = &port
+		ov.Origins["ssh_port"] = "--ssh-port"
+	}
 	if len(f.allow) > 0 {
 		ov.Allow = f.allow
 		for i := range f.allow {
@@ -140,7 +151,7 @@ func (f *inputFlags) loadOrder(fs *pflag.FlagSet) (*config.Order, *config.Source
 		for _, file := range f.keyFiles {
 			data, err := os.ReadFile(file)
 			if err != nil {
-				errs = append(errs, usagef("--ssh-key-file: %v", err))
+				errs = append(errs, usagef("--ssh-key-file: %v", quotePath(err)))
 				continue
 			}
 			k, err := config.ParseKeyFile(file, data)
@@ -170,4 +181,38 @@ func joinErrors(errs []error) error {
 		}
 	}
 	return config.Join(errs...)
+}
+
+// strictBool is a boolean flag that takes only true and false: pflag's own
+// bool flags also take 1, t, T, TRUE, True and their opposites, a second
+// spelling of each value that YAML and JSON inputs refuse.
+type strictBool bool
+
+func (b *strictBool) Set(s string) error {
+	v, reason := config.ParseBool(s)
+	if reason != "" {
+		return errors.New(reason)
+	}
+	*b = strictBool(v)
+	return nil
+}
+
+func (b *strictBool) String() string { return strconv.FormatBool(bool(*b)) }
+
+func (b *strictBool) Type() string { return "bool" }
+
+// quotedPath is a file error whose path prints quoted: a path is input, and
+// os errors print it raw (a name with a newline or a terminal escape).
+type quotedPath struct{ *fs.PathError }
+
+func (q quotedPath) Error() string { return fmt.Sprintf("%s %q: %v", q.Op, q.Path, q.Err) }
+
+func (q quotedPath) Unwrap() error { return q.PathError }
+
+func quotePath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return quotedPath{pe}
+	}
+	return err
 }

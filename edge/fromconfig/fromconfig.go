@@ -37,7 +37,7 @@ func Input(p *config.Profile, m *config.Machine, pl *plan.Plan) (*edge.Input, er
 		ICMP:            true,
 		HostFirewallOff: !config.Bool(p.Firewall.Enabled, true),
 	}
-	if m.SSHPort != 0 {
+	if !m.SSHPort.IsZero() {
 		in.SSHPath = edge.Origin{Doc: edge.DocOrder, Path: "ssh_port"}
 	}
 	if want := render.SSHPort(p, m); want != pl.SSH.Port {
