@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"hardbake.dev/hardbake/bake"
+	"hardbake.dev/hardbake/config"
 	"hardbake.dev/hardbake/images"
 )
 
@@ -13,12 +14,18 @@ func runISO(e *env, args []string) error {
 	in.register(fs)
 	out := fs.StringP("output", "o", "", "output `FILE` (a directory with --format dir)")
 	formatFlag := fs.String("format", "iso", "seed format: iso (ISO9660, label cidata), vfat or dir")
-	maxUserData := fs.Int("max-user-data", 0, "refuse a user-data larger than `BYTES` (0: no limit)")
+	maxUserDataFlag := fs.String("max-user-data", "0", "refuse a user-data larger than `BYTES` (0: no limit)")
 	if err := parse(e, fs, args); err != nil {
 		return err
 	}
 	if *out == "" || *out == "-" {
 		return usagef("iso: -o FILE is required")
+	}
+	// Read like every other number of hardbake (decimal only), not by
+	// pflag's Int, which would take 010 as 8 and 0x10 as 16.
+	maxUserData, reason := config.ParseDecimal(*maxUserDataFlag)
+	if reason != "" {
+		return usagef("--max-user-data: %s", reason)
 	}
 	format, err := images.ParseFormat(*formatFlag)
 	if err != nil {
@@ -28,7 +35,7 @@ func runISO(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := res.CheckUserDataSize(*maxUserData); err != nil {
+	if err := res.CheckUserDataSize(maxUserData); err != nil {
 		return cliError(err)
 	}
 	opts := bake.WriteOptions{Field: "-o", Inputs: inputs}
@@ -52,7 +59,7 @@ func runISO(e *env, args []string) error {
 		}
 		size = img.Size()
 	}
-	fmt.Fprintf(e.stderr, "hardbake: wrote %s (%s, %d bytes; profile %s, instance %s, ssh port %d, user-data %d bytes, agent %s)\n",
+	fmt.Fprintf(e.stderr, "hardbake: wrote %q (%s, %d bytes; profile %s, instance %s, ssh port %d, user-data %d bytes, agent %s)\n",
 		*out, format, size, res.Profile.Metadata.Name, res.Machine.InstanceID, res.SSHPort, len(res.UserData), res.Agent.Kind)
 	return nil
 }

@@ -31,7 +31,7 @@ func runRender(e *env, args []string) error {
 		return cliError(err)
 	}
 	warnKept(e.stderr, *out, dr)
-	fmt.Fprintf(e.stderr, "hardbake: wrote %s (profile %s, instance %s, ssh port %d, user-data %d bytes)\n",
+	fmt.Fprintf(e.stderr, "hardbake: wrote %q (profile %s, instance %s, ssh port %d, user-data %d bytes)\n",
 		*out, res.Profile.Metadata.Name, res.Machine.InstanceID, res.SSHPort, len(res.UserData))
 	return nil
 }
