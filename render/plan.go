@@ -79,7 +79,12 @@ func buildPlan(p *config.Profile, m *config.Machine) (*plan.Plan, error) {
 	}
 	r := &renderer{}
 
-	grace, _ := config.DurationSeconds(p.SSH.LoginGraceTime)
+	// config validated these; a profile that bypassed validation gets an
+	// error here, never a panic or a silently wrong value.
+	grace, err := config.DurationSeconds(p.SSH.LoginGraceTime)
+	if err != nil {
+		return nil, fmt.Errorf("ssh.loginGraceTime: %w", err)
+	}
 	allowUsers := appendUnique([]string{m.AdminUser}, p.SSH.AllowUsers...)
 	var allowGroups []string
 	if len(p.SSH.AllowGroups) > 0 {
@@ -108,7 +113,11 @@ func buildPlan(p *config.Profile, m *config.Machine) (*plan.Plan, error) {
 	}
 
 	if config.Bool(p.Firewall.Enabled, true) {
-		fw := firewallData{Profile: name, SSHPort: port, Rules: firewallRules(p, m)}
+		rules, err := firewallRules(p, m)
+		if err != nil {
+			return nil, err
+		}
+		fw := firewallData{Profile: name, SSHPort: port, Rules: rules}
 		allow := []plan.Port{{Port: port, Proto: "tcp"}}
 		for _, rule := range fw.Rules {
 			if rule.Any { // source-restricted ports cannot be probed from anywhere
@@ -191,7 +200,7 @@ func (r *renderer) file(path string, mode uint32, tmpl string, data any) plan.Fi
 
 // firewallRules merges the profile's services and the order's extra ports
 // into one rule per port/protocol, sorted, sources split by family.
-func firewallRules(p *config.Profile, m *config.Machine) []firewallRule {
+func firewallRules(p *config.Profile, m *config.Machine) ([]firewallRule, error) {
 	byKey := map[string]*firewallRule{}
 	var keys []string
 	get := func(port int, proto string) *firewallRule {
@@ -204,13 +213,16 @@ func firewallRules(p *config.Profile, m *config.Machine) []firewallRule {
 		keys = append(keys, key)
 		return r
 	}
-	for _, svc := range p.Firewall.Services {
+	for i, svc := range p.Firewall.Services {
 		r := get(svc.Port, svc.Proto)
 		if len(svc.Sources) == 0 {
 			r.Any = true
 		}
-		for _, src := range svc.Sources {
-			prefix := netip.MustParsePrefix(src) // validated by config
+		for j, src := range svc.Sources {
+			prefix, err := netip.ParsePrefix(src)
+			if err != nil {
+				return nil, fmt.Errorf("firewall.services[%d].sources[%d]: %w", i, j, err)
+			}
 			if prefix.Addr().Is4() {
 				r.V4Sources = appendUnique(r.V4Sources, prefix.String())
 			} else {
@@ -230,7 +242,7 @@ func firewallRules(p *config.Profile, m *config.Machine) []firewallRule {
 		}
 		rules = append(rules, *r)
 	}
-	return rules
+	return rules, nil
 }
 
 func appendUnique(list []string, items ...string) []string {
