@@ -35,13 +35,15 @@ func (s *Server) nocloud(w http.ResponseWriter, r *http.Request) *apiError {
 		return errorf(http.StatusNotFound, "not found")
 	}
 	o, err := s.cfg.Store.OrderByTokenHash(r.Context(), TokenHash(tok))
-	if err != nil {
-		if isNotFound(err) {
-			return errorf(http.StatusNotFound, "not found")
-		}
+	switch {
+	case isNotFound(err):
+		return errorf(http.StatusNotFound, "not found")
+	case errors.Is(err, ErrRevoked):
+		return errorf(http.StatusGone, "revoked")
+	case err != nil:
 		return storeError(err, "order")
 	}
-	if o.Status == StatusCancelled {
+	if o.Revoked { // a store that finds revoked orders by token
 		return errorf(http.StatusGone, "revoked")
 	}
 	var data []byte
@@ -54,8 +56,8 @@ func (s *Server) nocloud(w http.ResponseWriter, r *http.Request) *apiError {
 			return storeError(err, file)
 		}
 	}
-	if o.Status == StatusCreated {
-		if err := s.cfg.Store.MarkFetched(r.Context(), o.ID, s.now().UTC()); err != nil && !errors.Is(err, ErrTransition) {
+	if o.FetchedAt.IsZero() {
+		if err := s.cfg.Store.MarkFetched(r.Context(), o.ID); err != nil {
 			return storeError(err, "order")
 		}
 	}
@@ -118,7 +120,7 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) *apiError {
 	if aerr != nil {
 		return aerr
 	}
-	nonce, err := verifyReport(s.cfg.Secrets.ReportKey(id), id, r.Header, body, s.now())
+	nonce, ts, sig, err := verifyReport(s.cfg.Secrets.ReportKey(id), id, r.Header, body, s.now())
 	switch {
 	case errors.Is(err, errSigMissing), errors.Is(err, errSigMalformed):
 		return errorf(http.StatusBadRequest, "%v", err)
@@ -152,10 +154,14 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) *apiError {
 	if len(diags) > 0 {
 		return &apiError{status: http.StatusUnprocessableEntity, msg: "report does not fit the order", diags: diags}
 	}
-	if o.Status == StatusCancelled {
+	if o.Revoked {
 		return errorf(http.StatusGone, "order %s is cancelled", id)
 	}
-	updated, err := s.cfg.Store.AddReport(r.Context(), id, nonce, status, body, s.now().UTC())
+	rec := ReportRecord{OrderID: id, Status: status, Nonce: nonce, Timestamp: ts, Signature: sig, Body: body}
+	for _, k := range rep.HostKeys {
+		rec.HostKeys = append(rec.HostKeys, HostKey{Type: k.Type, Fingerprint: k.Fingerprint})
+	}
+	updated, err := s.cfg.Store.AddReport(r.Context(), rec)
 	if err != nil {
 		return storeError(err, "report")
 	}

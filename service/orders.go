@@ -283,8 +283,8 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 		Hostname: m.Hostname, InstanceID: m.InstanceID,
 		AgentKind: string(agent.Kind), AgentArch: agent.Arch, AgentSHA256: agent.SHA256,
 		PlanDigest: res.PlanDigest, SSHPort: res.SSHPort,
-		TokenHash: TokenHash(s.cfg.Secrets.Token(id)),
-		Files:     files, CreatedAt: s.now().UTC(),
+		TokenHash: TokenHash(s.cfg.Secrets.Token(id)), ReportKey: s.cfg.Secrets.ReportKey(id),
+		Files: files, CreatedAt: s.now().UTC(),
 	}, warnings: res.Warnings}, nil
 }
 
@@ -351,7 +351,7 @@ func (s *Server) orderResponse(o Order) OrderResponse {
 			resp.HostKeys = rep.HostKeys
 		}
 	}
-	if o.Status == StatusCancelled {
+	if o.Revoked {
 		return resp // its URLs are revoked: show none
 	}
 	u := s.cfg.PublicURL + "/nocloud/" + s.cfg.Secrets.Token(o.ID) + "/"
@@ -381,7 +381,7 @@ func (s *Server) cancelOrder(w http.ResponseWriter, r *http.Request) *apiError {
 	if !validOrderID(id) {
 		return errorf(http.StatusNotFound, "order not found")
 	}
-	o, err := s.cfg.Store.Cancel(r.Context(), id, s.now().UTC())
+	o, err := s.cfg.Store.Cancel(r.Context(), id)
 	if err != nil {
 		return storeError(err, "order")
 	}
@@ -455,7 +455,7 @@ func (s *Server) orderFile(w http.ResponseWriter, r *http.Request) *apiError {
 	if err != nil {
 		return storeError(err, "order")
 	}
-	if o.Status == StatusCancelled {
+	if o.Revoked {
 		return errorf(http.StatusGone, "order %s is cancelled", id)
 	}
 	if file != "seed.iso" {

@@ -1,9 +1,6 @@
 package service
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -31,8 +28,8 @@ func profileResponse(p ProfileRevision) ProfileResponse {
 
 // putProfile stores a new revision after the CLI's own decoding and
 // validation. The same document as the latest revision stores nothing and
-// answers 200 with that revision, so a retried PUT does not pile up
-// revisions; anything else is a new revision (201).
+// answers 200 with that revision (a retried PUT does not pile up
+// revisions); anything else is a new revision, 201.
 func (s *Server) putProfile(w http.ResponseWriter, r *http.Request) *apiError {
 	name := r.PathValue("name")
 	if !profileNameRE.MatchString(name) {
@@ -56,21 +53,16 @@ func (s *Server) putProfile(w http.ResponseWriter, r *http.Request) *apiError {
 			Code: CodeInvalid, Severity: "error", File: file, Path: "metadata.name", Line: pos.Line, Column: pos.Col,
 			Message: fmt.Sprintf("is %q but the URL names profile %q", p.Metadata.Name, name)}}}
 	}
-	sum := sha256.Sum256(body)
-	latest, err := s.cfg.Store.Profile(r.Context(), name, 0)
-	switch {
-	case err == nil && latest.SHA256 == hex.EncodeToString(sum[:]):
-		writeJSON(w, http.StatusOK, profileResponse(ProfileRevision{Name: latest.Name, Revision: latest.Revision, SHA256: latest.SHA256, CreatedAt: latest.CreatedAt}))
-		return nil
-	case err != nil && !errors.Is(err, ErrNotFound):
-		return storeError(err, "profile")
-	}
-	rev, err := s.cfg.Store.PutProfile(r.Context(), name, body, s.now())
+	rev, created, err := s.cfg.Store.PutProfile(r.Context(), name, body)
 	if err != nil {
 		return storeError(err, "profile")
 	}
-	w.Header().Set("Location", fmt.Sprintf("/v1/profiles/%s?revision=%d", name, rev.Revision))
 	rev.Doc = nil
+	if !created {
+		writeJSON(w, http.StatusOK, profileResponse(rev))
+		return nil
+	}
+	w.Header().Set("Location", fmt.Sprintf("/v1/profiles/%s?revision=%d", name, rev.Revision))
 	writeJSON(w, http.StatusCreated, profileResponse(rev))
 	return nil
 }

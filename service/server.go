@@ -142,6 +142,10 @@ func storeError(err error, what string) *apiError {
 		return errorf(http.StatusConflict, "%s: not allowed in its current status", what)
 	case errors.Is(err, ErrReplay):
 		return errorf(http.StatusConflict, "%s: replayed (nonce already used)", what)
+	case errors.Is(err, ErrRevoked):
+		return errorf(http.StatusGone, "%s: the order was cancelled", what)
+	case errors.Is(err, ErrInvalid):
+		return errorf(http.StatusBadRequest, "%s: %v", what, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return &apiError{status: http.StatusServiceUnavailable, msg: "request cancelled or timed out", err: err}
 	}
@@ -265,7 +269,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) *apiError {
 // timed-out, once.
 func (s *Server) Sweep(ctx context.Context) (int, error) {
 	now := s.now()
-	return s.cfg.Store.TimeOut(ctx, now.Add(-s.cfg.ReportDeadline), now)
+	return s.cfg.Store.TimeOut(ctx, now.Add(-s.cfg.ReportDeadline))
 }
 
 // RunSweeper sweeps every interval until ctx ends.

@@ -120,22 +120,23 @@ var (
 // verifyReport checks the signature headers of a report for orderID. It
 // compares MACs in constant time and checks the signature before the
 // timestamp so a forger learns nothing from the answer's timing or kind.
-func verifyReport(key []byte, orderID string, h http.Header, body []byte, now time.Time) (nonce string, err error) {
+func verifyReport(key []byte, orderID string, h http.Header, body []byte, now time.Time) (nonce string, at time.Time, mac []byte, err error) {
 	ts, nonce, sig := h.Get(HeaderTimestamp), h.Get(HeaderNonce), h.Get(HeaderSignature)
 	if ts == "" || nonce == "" || sig == "" {
-		return "", errSigMissing
+		return "", time.Time{}, nil, errSigMissing
 	}
 	sec, perr := strconv.ParseInt(ts, 10, 64)
 	hexSig, ok := strings.CutPrefix(sig, signaturePrefix)
 	got, herr := hex.DecodeString(hexSig)
 	if perr != nil || !ok || herr != nil || len(got) != sha256.Size || !validNonce(nonce) || strconv.FormatInt(sec, 10) != ts {
-		return "", errSigMalformed
+		return "", time.Time{}, nil, errSigMalformed
 	}
 	if !hmac.Equal(got, reportMAC(key, orderID, ts, nonce, body)) {
-		return "", errSigBad
+		return "", time.Time{}, nil, errSigBad
 	}
-	if d := now.Sub(time.Unix(sec, 0)); d > ReportWindow || d < -ReportWindow {
-		return "", errSigStale
+	at = time.Unix(sec, 0)
+	if d := now.Sub(at); d > ReportWindow || d < -ReportWindow {
+		return "", time.Time{}, nil, errSigStale
 	}
-	return nonce, nil
+	return nonce, at, got, nil
 }

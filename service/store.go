@@ -32,6 +32,8 @@ var (
 	ErrConflict   = errors.New("conflict")   // same client_order_id, different request
 	ErrReplay     = errors.New("replay")     // report nonce seen before
 	ErrTransition = errors.New("transition") // status change not allowed from the current status
+	ErrRevoked    = errors.New("revoked")    // the order was cancelled: its URLs and report key open nothing
+	ErrInvalid    = errors.New("invalid")    // a malformed argument, e.g. a cursor this service never gave out
 )
 
 // ProfileRevision is one immutable revision of a named profile.
@@ -60,6 +62,7 @@ type NewOrder struct {
 	PlanDigest      string
 	SSHPort         int
 	TokenHash       []byte // sha256 of the NoCloud-Net token; the token itself is never stored
+	ReportKey       []byte // the key the machine signs its report with
 	Files           map[string][]byte
 	CreatedAt       time.Time
 }
@@ -71,7 +74,27 @@ type Order struct {
 	FetchedAt  time.Time // zero until the first NoCloud-Net fetch
 	ReportedAt time.Time // zero until a report arrived
 	UpdatedAt  time.Time
-	Report     []byte // the last accepted report (JSON), nil before
+	Report     []byte // the accepted report (JSON), nil before
+	// Revoked is set by a cancel. An order cancelled while open is
+	// cancelled; one already final keeps its status, revoked all the same.
+	Revoked bool
+}
+
+// ReportRecord is a report whose signature the service checked.
+type ReportRecord struct {
+	OrderID   string
+	Status    string // hardened, partial or failed
+	Nonce     string
+	Timestamp time.Time // the signed one
+	Signature []byte
+	Body      []byte
+	HostKeys  []HostKey
+}
+
+// HostKey is one SSH host key fingerprint from a report.
+type HostKey struct {
+	Type        string `json:"type"`
+	Fingerprint string `json:"fingerprint"`
 }
 
 // Page is one page of an order listing.
@@ -85,7 +108,9 @@ type Page struct {
 // transaction there, so nothing above this interface sees busy/locked or
 // leader-change errors, and a cluster changes nothing here.
 type Store interface {
-	PutProfile(ctx context.Context, name string, doc []byte, at time.Time) (ProfileRevision, error)
+	// PutProfile stores doc as a new revision, unless it equals the latest
+	// one: then that revision comes back with created=false.
+	PutProfile(ctx context.Context, name string, doc []byte) (rev ProfileRevision, created bool, err error)
 	// Profile returns revision rev of name, or the latest when rev is 0.
 	Profile(ctx context.Context, name string, rev int) (ProfileRevision, error)
 	// Profiles returns the latest revision of every profile, without Doc.
@@ -98,19 +123,23 @@ type Store interface {
 	Order(ctx context.Context, id string) (Order, error)
 	OrderFile(ctx context.Context, id, name string) ([]byte, error)
 	OrderByTokenHash(ctx context.Context, hash []byte) (Order, error)
-	// Orders lists orders in creation order, optionally of one status.
+	// Orders lists orders newest first, optionally of one status; cursor
+	// is a Page.Next (ErrInvalid when it is not one).
 	Orders(ctx context.Context, status, cursor string, limit int) (Page, error)
-	// Cancel moves an order to cancelled (ErrTransition when it is final).
-	Cancel(ctx context.Context, id string, at time.Time) (Order, error)
+	// Cancel revokes the order's URLs and report key and moves an open
+	// order to cancelled; cancelling twice changes nothing.
+	Cancel(ctx context.Context, id string) (Order, error)
 	// MarkFetched records the first fetch: created -> fetched.
-	MarkFetched(ctx context.Context, id string, at time.Time) error
-	// AddReport stores a verified report and moves the order to status;
-	// ErrReplay when nonce was used for this order before.
-	AddReport(ctx context.Context, id, nonce, status string, report []byte, at time.Time) (Order, error)
-	// TimeOut moves orders still created or fetched whose last change is
-	// before cutoff to timed-out, and returns how many.
-	TimeOut(ctx context.Context, cutoff, at time.Time) (int, error)
+	// ErrRevoked for a cancelled order.
+	MarkFetched(ctx context.Context, id string) error
+	// AddReport stores a verified report and moves the open order to its
+	// status; ErrReplay when the nonce was used for this order before,
+	// ErrTransition when the order is final, ErrRevoked when cancelled.
+	AddReport(ctx context.Context, r ReportRecord) (Order, error)
+	// TimeOut moves open orders whose machine had until cutoff to report
+	// (counted from the first fetch, or from creation) to timed-out.
+	TimeOut(ctx context.Context, cutoff time.Time) (int, error)
 	CountByStatus(ctx context.Context) (map[string]int, error)
-	// Role is this node's dqlite role: leader, voter, stand-by, spare.
+	// Role is this node's dqlite role: leader, voter, stand-by or spare.
 	Role(ctx context.Context) (string, error)
 }
