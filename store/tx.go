@@ -1,0 +1,172 @@
+//go:build cgo && libsqlite3
+
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"time"
+
+	dqlite "github.com/canonical/go-dqlite/driver"
+)
+
+// RetryPolicy bounds how a transaction is retried on a transient error.
+// Both bounds apply: whichever is reached first ends the retries.
+type RetryPolicy struct {
+	MaxAttempts int           // attempts in all, the first included
+	MaxElapsed  time.Duration // from the first attempt; no retry starts after it
+	BaseDelay   time.Duration // delay before the second attempt, doubling after
+	MaxDelay    time.Duration // cap of one delay (before jitter)
+}
+
+// DefaultRetry covers a leader election with dqlite's default timing
+// (writes resume about 5 s after the leader dies) with room to spare, while
+// a lone busy database is retried within milliseconds.
+var DefaultRetry = RetryPolicy{
+	MaxAttempts: 40,
+	MaxElapsed:  15 * time.Second,
+	BaseDelay:   5 * time.Millisecond,
+	MaxDelay:    500 * time.Millisecond,
+}
+
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = DefaultRetry.MaxAttempts
+	}
+	if p.MaxElapsed <= 0 {
+		p.MaxElapsed = DefaultRetry.MaxElapsed
+	}
+	if p.BaseDelay <= 0 {
+		p.BaseDelay = DefaultRetry.BaseDelay
+	}
+	if p.MaxDelay <= 0 {
+		p.MaxDelay = DefaultRetry.MaxDelay
+	}
+	return p
+}
+
+// delay is the jittered pause after the given (1-based) failed attempt.
+func (p RetryPolicy) delay(attempt int) time.Duration {
+	d := p.BaseDelay
+	for i := 1; i < attempt && d < p.MaxDelay; i++ {
+		d *= 2
+	}
+	return jitter(min(d, p.MaxDelay))
+}
+
+// SQLite result codes (the low byte of an extended code) and the extended
+// codes dqlite 1.11 uses for "this node is not / no longer the leader".
+// go-dqlite v1.11.5's driver keeps the latter unexported
+// (driver/driver.go: errIoErrNotLeader ...) and usually turns them into
+// driver.ErrBadConn, but they are matched here too in case one surfaces as
+// a driver.Error.
+const (
+	sqliteBusy                = 5
+	sqliteLocked              = 6
+	sqliteIOErr               = 10
+	ioErrNotLeader            = sqliteIOErr | 40<<8
+	ioErrLeadershipLost       = sqliteIOErr | 41<<8
+	ioErrNotLeaderLegacy      = sqliteIOErr | 32<<8
+	ioErrLeadershipLostLegacy = sqliteIOErr | 33<<8
+)
+
+// retryable reports whether err is transient: the same transaction may
+// succeed if run again. Everything else (constraint violations, the
+// store's own sentinel errors, a cancelled context) is final.
+func retryable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	// The driver's verdict for a lost connection or a leader change
+	// (driver/driver.go driverError); database/sql already retried
+	// opening, so here it means a transaction was cut off.
+	if errors.Is(err, driver.ErrBadConn) {
+		return true
+	}
+	// No leader found (election in progress).
+	if errors.Is(err, dqlite.ErrNoAvailableLeader) {
+		return true
+	}
+	var de dqlite.Error
+	if errors.As(err, &de) {
+		switch de.Code {
+		case ioErrNotLeader, ioErrLeadershipLost, ioErrNotLeaderLegacy, ioErrLeadershipLostLegacy:
+			return true
+		}
+		switch de.Code & 0xff {
+		case sqliteBusy, sqliteLocked:
+			return true
+		}
+	}
+	return false
+}
+
+type txKind int
+
+const (
+	readTx txKind = iota
+	writeTx
+)
+
+// tx runs fn in a transaction and commits it. It is the only way the store
+// talks to the database. A write transaction first waits for the process's
+// single write slot. A transient error (see retryable) reruns fn in a new
+// transaction within s.retry; fn must therefore be safe to rerun, and
+// because a commit cut off by a leader change may still have been applied,
+// fn's effect must be idempotent or detected on the rerun (each write
+// method says how).
+func (s *Store) tx(ctx context.Context, kind txKind, fn func(*sql.Tx) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if kind == writeTx {
+		select {
+		case s.writeSem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { <-s.writeSem }()
+		if s.closed.Load() {
+			return ErrClosed
+		}
+	}
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		err := s.txOnce(ctx, fn)
+		if err == nil {
+			return nil
+		}
+		if !retryable(err) {
+			return err
+		}
+		if attempt >= s.retry.MaxAttempts {
+			return fmt.Errorf("transaction failed %d times: %w", attempt, err)
+		}
+		d := s.retry.delay(attempt)
+		if time.Since(start)+d > s.retry.MaxElapsed {
+			return fmt.Errorf("transaction failed %d times in %s: %w", attempt, time.Since(start).Round(time.Millisecond), err)
+		}
+		s.log.Debug("transaction retry", "attempt", attempt, "delay", d, "err", err)
+		if !sleepCtx(ctx, d) {
+			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
+		}
+	}
+}
+
+func (s *Store) txOnce(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
