@@ -80,7 +80,9 @@ func freeAddr(t testing.TB) string {
 // newEnv starts a dqlite node in a fresh directory and the service on it.
 // Its report rate limit is loose, so tests can post many refused reports;
 // newEnvLimit sets one.
-func newEnv(t *testing.T) *env { return newEnvLimit(t, RateLimit{Burst: 1000, Every: time.Millisecond}) }
+func newEnv(t *testing.T) *env {
+	return newEnvLimit(t, RateLimit{Burst: 1000, Every: time.Millisecond})
+}
 
 func newEnvLimit(t *testing.T, limit RateLimit) *env {
 	t.Helper()
