@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"hardbake.dev/hardbake/bake"
 	"hardbake.dev/hardbake/render"
 )
 
@@ -35,6 +36,11 @@ func LoadAgents(dir string) (*Agents, error) {
 		if err != nil {
 			return nil, fmt.Errorf("agent dir: %w", err)
 		}
+		// The CLI's check: a static ELF executable for arch. Checked once
+		// here, so no order can pin a binary that cannot run.
+		if err := bake.CheckAgentBinary(data, arch); err != nil {
+			return nil, fmt.Errorf("agent %s is %w", filepath.Join(dir, render.SeedName(arch)), err)
+		}
 		a.add(arch, data)
 	}
 	if len(a.byArch) == 0 {
@@ -43,7 +49,8 @@ func LoadAgents(dir string) (*Agents, error) {
 	return a, nil
 }
 
-// NewAgents wraps binaries by arch (tests and benchmarks).
+// NewAgents wraps binaries by arch (tests and benchmarks); unlike
+// LoadAgents it checks nothing.
 func NewAgents(bins map[string][]byte) *Agents {
 	a := &Agents{byArch: map[string][]byte{}, bySHA: map[string][]byte{}}
 	for arch, data := range bins {

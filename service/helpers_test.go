@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"hardbake.dev/hardbake/bake/baketest"
 	"hardbake.dev/hardbake/store"
 	"hardbake.dev/hardbake/templates"
 )
@@ -58,13 +59,10 @@ type env struct {
 	limit   RateLimit
 }
 
-// fakeAgents are stand-in agent binaries: the service only hashes, embeds
-// and serves their bytes, so any bytes do.
+// fakeAgents are minimal static ELF executables, which pass bake's agent
+// check; the service only checks, hashes, embeds and serves their bytes.
 func fakeAgents() *Agents {
-	return NewAgents(map[string][]byte{
-		"amd64": bytes.Repeat([]byte("hardbake-firstboot amd64\n"), 400),
-		"arm64": bytes.Repeat([]byte("hardbake-firstboot arm64\n"), 400),
-	})
+	return NewAgents(map[string][]byte{"amd64": baketest.StaticELF("amd64"), "arm64": baketest.StaticELF("arm64")})
 }
 
 func freeAddr(t testing.TB) string {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"hardbake.dev/hardbake/bake"
 	"hardbake.dev/hardbake/config"
 	"hardbake.dev/hardbake/plan"
 	"hardbake.dev/hardbake/render"
@@ -254,27 +255,41 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 	if prof == nil {
 		return nil, s.invalid(diags, nil)
 	}
-	m, err := ord.Resolve(prof, src)
-	if err != nil {
-		return nil, s.invalid(append(diags, diagnosticsOf(err, "request", positions)...), err)
-	}
 	if len(diags) > 0 {
+		// Resolve the order anyway (when it can be) so one answer
+		// lists every problem.
+		if _, err := ord.Resolve(prof, src); err != nil {
+			diags = append(diags, diagnosticsOf(err, "request", positions)...)
+		}
 		return nil, s.invalid(diags, nil)
 	}
-	agent := render.NewAgent(render.AgentKind(req.Agent), req.Arch, bin, "")
-	if agent.Kind == render.AgentURL {
-		agent.URL = s.agentURL(agent.SHA256, req.Arch)
+	mode := req.Agent
+	if render.AgentKind(mode) == render.AgentURL {
+		mode = "url=" + s.agentURL(sha256Hex(bin), req.Arch)
 	}
-	res, err := render.Compile(prof, m, agent, render.Options{NetworkConfig: req.NetworkConfig})
+	// bake is the CLI's own path from profile and order to seed: the
+	// same resolution, agent checks and rendering as `hardbake iso`.
+	res, err := bake.Seed(bake.Request{
+		Profile: prof, Order: ord, Source: src,
+		Agent:         bake.AgentRequest{Mode: mode, Arch: req.Arch, Binary: bin},
+		NetworkConfig: req.NetworkConfig,
+	})
 	if err != nil {
 		if d := diagnosticsOf(err, "request", positions); d != nil {
 			return nil, s.invalid(d, nil)
 		}
+		var be *bake.InputError
+		if errors.As(err, &be) {
+			// The service checked its agents at start: a refusal here is
+			// its own fault, not the client's.
+			return nil, internal(fmt.Errorf("agent for order: %w", err))
+		}
 		return nil, internal(fmt.Errorf("render order: %w", err))
 	}
-	files := map[string][]byte{"user-data": res.UserData, "meta-data": res.MetaData}
-	if res.NetworkConfig != nil {
-		files["network-config"] = res.NetworkConfig
+	m, agent := res.Machine, res.Agent
+	files := map[string][]byte{}
+	for _, f := range res.Documents() {
+		files[f.Name] = f.Data
 	}
 	canon, hash := req.canonical()
 	return &preparedOrder{order: &NewOrder{
@@ -286,6 +301,11 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 		TokenHash: TokenHash(s.cfg.Secrets.Token(id)), ReportKey: s.cfg.Secrets.ReportKey(id),
 		Files: files, CreatedAt: s.now().UTC(),
 	}, warnings: res.Warnings}, nil
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // invalid is the 422 for diags (err only when config returned a

@@ -3,10 +3,9 @@ package service
 import (
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 
+	"hardbake.dev/hardbake/bake"
 	"hardbake.dev/hardbake/images"
 	"hardbake.dev/hardbake/render"
 )
@@ -19,7 +18,7 @@ func (s *Server) seedISO(r *http.Request, o Order) ([]byte, *apiError) {
 	if iso, ok := s.isoCache.get(o.ID); ok {
 		return iso, nil
 	}
-	var files []images.File
+	docs := &render.Result{}
 	for _, name := range []string{"user-data", "meta-data", "network-config"} {
 		data, err := s.cfg.Store.OrderFile(r.Context(), o.ID, name)
 		if err != nil {
@@ -28,40 +27,31 @@ func (s *Server) seedISO(r *http.Request, o Order) ([]byte, *apiError) {
 			}
 			return nil, storeError(err, name)
 		}
-		files = append(files, images.File{Name: name, Data: data, Mode: 0o644})
+		switch name {
+		case "user-data":
+			docs.UserData = data
+		case "meta-data":
+			docs.MetaData = data
+		default:
+			docs.NetworkConfig = data
+		}
 	}
-	if o.AgentKind == string(render.AgentSeed) {
+	agent := &bake.Agent{Agent: render.Agent{Kind: render.AgentKind(o.AgentKind), Arch: o.AgentArch, SHA256: o.AgentSHA256}}
+	if agent.Kind == render.AgentSeed {
 		bin, ok := s.cfg.Agents.bySum(o.AgentSHA256)
 		if !ok {
 			return nil, internal(fmt.Errorf("order %s: agent binary sha256 %s is not loaded (agent dir changed since the order was made)", o.ID, o.AgentSHA256))
 		}
-		files = append(files, images.File{Name: render.SeedName(o.AgentArch), Data: bin, Mode: 0o755})
+		agent.Binary = bin
 	}
-	iso, err := buildISO(files)
+	// bake.Result.Image is what `hardbake iso` writes, built in memory.
+	img, err := (&bake.Result{Result: docs, Agent: agent}).Image(images.ISO)
 	if err != nil {
-		return nil, internal(err)
+		return nil, internal(fmt.Errorf("build seed.iso: %w", err))
 	}
+	iso := img.Bytes()
 	s.isoCache.put(o.ID, iso)
 	return iso, nil
-}
-
-// buildISO is images' ISO writer into memory. It goes through a private
-// temporary directory until package images (via bake) writes to a buffer.
-func buildISO(files []images.File) ([]byte, error) {
-	dir, err := os.MkdirTemp("", "hardbaked-seed-*")
-	if err != nil {
-		return nil, fmt.Errorf("seed workspace: %w", err)
-	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	p := filepath.Join(dir, "seed.iso")
-	if err := images.Write(images.ISO, p, files); err != nil {
-		return nil, fmt.Errorf("build seed.iso: %w", err)
-	}
-	data, err := os.ReadFile(p)
-	if err != nil {
-		return nil, fmt.Errorf("read seed.iso: %w", err)
-	}
-	return data, nil
 }
 
 // isoCache keeps recently built seeds, bounded by total size; the oldest

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"hardbake.dev/hardbake/bake/baketest"
 	"hardbake.dev/hardbake/render"
 	"hardbake.dev/hardbake/templates"
 )
@@ -64,7 +65,7 @@ func setup(t *testing.T) (tokenFile, agentDir string) {
 	if err := os.Mkdir(agentDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(agentDir, render.SeedName("amd64")), bytes.Repeat([]byte("agent\n"), 1000), 0o755); err != nil {
+	if err := os.WriteFile(filepath.Join(agentDir, render.SeedName("amd64")), baketest.StaticELF("amd64"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return tokenFile, agentDir
