@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -583,4 +584,60 @@ func TestRestart(t *testing.T) {
 	want(t, r, http.StatusOK)
 	want(t, e.do("GET", "/nocloud/"+e.secrets.Token(orders[3].ID)+"/user-data", "", nil, nil), http.StatusOK)
 	want(t, e.op("GET", "/v1/profiles/baseline?revision=1", nil), http.StatusOK)
+}
+
+// TestConcurrentOrders: retries racing each other make one order, and
+// concurrent distinct orders (sharing one cached profile) all succeed.
+func TestConcurrentOrders(t *testing.T) {
+	e := newEnv(t)
+	e.putBaseline()
+	key := sshKey(t)
+	type result struct {
+		status int
+		id     string
+	}
+	results := make(chan result, 16)
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			body := orderBody(t, "same", key, "")
+			if i%2 == 1 {
+				body = orderBody(t, fmt.Sprintf("distinct-%d", i), key, fmt.Sprintf(`, "instance_id": "c-%d"`, i))
+			}
+			res, err := e.send("POST", "/v1/orders", body)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer res.Body.Close()
+			var o OrderResponse
+			if err := json.NewDecoder(res.Body).Decode(&o); err != nil {
+				t.Error(err)
+			}
+			if i%2 == 0 {
+				results <- result{res.StatusCode, o.ID}
+			} else if res.StatusCode != http.StatusCreated {
+				t.Errorf("distinct order %d: %d", i, res.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	close(results)
+	created, ids := 0, map[string]bool{}
+	for r := range results {
+		if r.status == http.StatusCreated {
+			created++
+		} else if r.status != http.StatusOK {
+			t.Errorf("retry: status %d", r.status)
+		}
+		ids[r.id] = true
+	}
+	if created != 1 || len(ids) != 1 {
+		t.Fatalf("%d created, %d distinct ids for one client_order_id", created, len(ids))
+	}
+	var page struct{ Orders []OrderResponse }
+	e.op("GET", "/v1/orders", nil).json(t, &page)
+	if len(page.Orders) != 9 {
+		t.Fatalf("%d orders stored, want 9", len(page.Orders))
+	}
 }

@@ -133,6 +133,10 @@ func fromOrder(o store.Order) Order {
 		UpdatedAt: latest(o.CreatedAt, o.FetchedAt, o.ReportedAt, o.FinishedAt, o.RevokedAt),
 		Report:    o.Report, Revoked: !o.RevokedAt.IsZero(),
 	}
+	out.Files = map[string][]byte{"user-data": o.UserData, "meta-data": o.MetaData}
+	if o.NetworkConfig != nil {
+		out.Files["network-config"] = o.NetworkConfig
+	}
 	var sr storedRequest
 	if json.Unmarshal(o.Request, &sr) == nil {
 		out.Request = sr.Request
@@ -166,27 +170,6 @@ func latest(ts ...time.Time) time.Time {
 func (d DQLite) Order(ctx context.Context, id string) (Order, error) {
 	o, err := d.S.GetOrder(ctx, id)
 	return fromOrder(o), mapErr(err)
-}
-
-// OrderFile implements Store.
-func (d DQLite) OrderFile(ctx context.Context, id, name string) ([]byte, error) {
-	o, err := d.S.GetOrder(ctx, id)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	var data []byte
-	switch name {
-	case "user-data":
-		data = o.UserData
-	case "meta-data":
-		data = o.MetaData
-	case "network-config":
-		data = o.NetworkConfig
-	}
-	if data == nil {
-		return nil, fmt.Errorf("order %s has no %s: %w", id, name, ErrNotFound)
-	}
-	return data, nil
 }
 
 // OrderByTokenHash implements Store.

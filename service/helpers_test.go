@@ -47,7 +47,7 @@ func (c *testClock) Add(d time.Duration) {
 
 // env is one service on one real dqlite node.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	addr    string
 	store   *store.Store
@@ -143,14 +143,14 @@ type resp struct {
 	body   []byte
 }
 
-func (r resp) json(t *testing.T, v any) {
+func (r resp) json(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("decode %s: %v", r.body, err)
 	}
 }
 
-func (r resp) errBody(t *testing.T) errorBody {
+func (r resp) errBody(t testing.TB) errorBody {
 	t.Helper()
 	var eb errorBody
 	r.json(t, &eb)
@@ -187,7 +187,7 @@ func (e *env) op(method, path string, body []byte) resp {
 	return e.do(method, path, testToken, body, nil)
 }
 
-func want(t *testing.T, r resp, status int) {
+func want(t testing.TB, r resp, status int) {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("status %d, want %d; body: %s", r.status, status, r.body)
@@ -278,4 +278,14 @@ func (e *env) postReport(id string, key []byte, body []byte, nonce string, at ti
 	h := sr.Header()
 	h.Set("Content-Type", "application/json")
 	return e.do("POST", "/report/"+id, "", sr.Body, h)
+}
+
+// send is an operator request whose body the caller reads.
+func (e *env) send(method, path string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequest(method, e.http.URL+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	return e.http.Client().Do(req)
 }

@@ -48,12 +48,9 @@ func (s *Server) nocloud(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	var data []byte
 	if file != "vendor-data" {
-		data, err = s.cfg.Store.OrderFile(r.Context(), o.ID, file)
-		if err != nil {
-			if isNotFound(err) {
-				return errorf(http.StatusNotFound, "not found")
-			}
-			return storeError(err, file)
+		var ok bool
+		if data, ok = o.Files[file]; !ok {
+			return errorf(http.StatusNotFound, "not found")
 		}
 	}
 	if o.FetchedAt.IsZero() {

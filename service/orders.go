@@ -225,24 +225,17 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 	var pr ProfileRevision
 	if perr == "" {
 		var err error
-		pr, err = s.cfg.Store.Profile(r.Context(), name, rev)
+		pr, prof, err = s.profile(r, name, rev)
+		var fe profileDiags
 		switch {
 		case errors.Is(err, ErrNotFound) && rev > 0:
 			bad("profile", CodeNotFound, "profile %q has no revision %d", name, rev)
 		case errors.Is(err, ErrNotFound):
 			bad("profile", CodeNotFound, "no profile named %q (PUT /v1/profiles/%s first)", name, name)
+		case errors.As(err, &fe):
+			diags = append(diags, fe...)
 		case err != nil:
 			return nil, storeError(err, "profile")
-		default:
-			file := fmt.Sprintf("profiles/%s@%d", pr.Name, pr.Revision)
-			prof, err = config.DecodeProfile(file, pr.Doc)
-			if err != nil {
-				if d := diagnosticsOf(err, file, nil); d != nil {
-					diags = append(diags, d...)
-				} else {
-					return nil, internal(err)
-				}
-			}
 		}
 	}
 	// The order's own fields go through config exactly as an order file
@@ -306,6 +299,42 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// profileDiags is a stored profile that no longer validates (the rules
+// tightened since it was stored).
+type profileDiags []Diagnostic
+
+func (d profileDiags) Error() string { return "stored profile does not validate" }
+
+// profile reads and decodes revision rev of name (0: the latest). Revisions
+// are immutable, so a decoded one is cached by name and revision: only
+// "the latest" needs a database read, and no revision is decoded twice.
+// Decoded profiles are shared read-only; render and bake never write to one.
+func (s *Server) profile(r *http.Request, name string, rev int) (ProfileRevision, *config.Profile, error) {
+	if rev > 0 {
+		if c, ok := s.profiles.get(name, rev); ok {
+			return c.rev, c.prof, nil
+		}
+	}
+	pr, err := s.cfg.Store.Profile(r.Context(), name, rev)
+	if err != nil {
+		return pr, nil, err
+	}
+	if c, ok := s.profiles.get(pr.Name, pr.Revision); ok && c.rev.SHA256 == pr.SHA256 {
+		return c.rev, c.prof, nil
+	}
+	file := fmt.Sprintf("profiles/%s@%d", pr.Name, pr.Revision)
+	prof, err := config.DecodeProfile(file, pr.Doc)
+	if err != nil {
+		if d := diagnosticsOf(err, file, nil); d != nil {
+			return pr, nil, profileDiags(d)
+		}
+		return pr, nil, err
+	}
+	pr.Doc = nil
+	s.profiles.put(pr, prof)
+	return pr, prof, nil
 }
 
 // invalid is the 422 for diags (err only when config returned a
@@ -479,15 +508,15 @@ func (s *Server) orderFile(w http.ResponseWriter, r *http.Request) *apiError {
 		return errorf(http.StatusGone, "order %s is cancelled", id)
 	}
 	if file != "seed.iso" {
-		data, err := s.cfg.Store.OrderFile(r.Context(), id, file)
-		if err != nil {
-			return storeError(err, file)
+		data, ok := o.Files[file]
+		if !ok {
+			return errorf(http.StatusNotFound, "order %s has no %s", id, file)
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write(data)
 		return nil
 	}
-	iso, aerr := s.seedISO(r, o)
+	iso, aerr := s.seedISO(o)
 	if aerr != nil {
 		return aerr
 	}

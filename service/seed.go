@@ -2,10 +2,10 @@ package service
 
 import (
 	"fmt"
-	"net/http"
 	"sync"
 
 	"hardbake.dev/hardbake/bake"
+	"hardbake.dev/hardbake/config"
 	"hardbake.dev/hardbake/images"
 	"hardbake.dev/hardbake/render"
 )
@@ -14,27 +14,13 @@ import (
 // same input: the stored user-data, meta-data (and network-config), plus the
 // agent binary when the agent comes from the seed. An order's files never
 // change, so the image is cached by order id.
-func (s *Server) seedISO(r *http.Request, o Order) ([]byte, *apiError) {
+func (s *Server) seedISO(o Order) ([]byte, *apiError) {
 	if iso, ok := s.isoCache.get(o.ID); ok {
 		return iso, nil
 	}
-	docs := &render.Result{}
-	for _, name := range []string{"user-data", "meta-data", "network-config"} {
-		data, err := s.cfg.Store.OrderFile(r.Context(), o.ID, name)
-		if err != nil {
-			if name == "network-config" && isNotFound(err) {
-				continue
-			}
-			return nil, storeError(err, name)
-		}
-		switch name {
-		case "user-data":
-			docs.UserData = data
-		case "meta-data":
-			docs.MetaData = data
-		default:
-			docs.NetworkConfig = data
-		}
+	docs := &render.Result{UserData: o.Files["user-data"], MetaData: o.Files["meta-data"], NetworkConfig: o.Files["network-config"]}
+	if docs.UserData == nil || docs.MetaData == nil {
+		return nil, internal(fmt.Errorf("order %s: stored without user-data or meta-data", o.ID))
 	}
 	agent := &bake.Agent{Agent: render.Agent{Kind: render.AgentKind(o.AgentKind), Arch: o.AgentArch, SHA256: o.AgentSHA256}}
 	if agent.Kind == render.AgentSeed {
@@ -108,4 +94,39 @@ func (c *isoCache) drop(id string) {
 			}
 		}
 	}
+}
+
+// profileCache holds decoded profile revisions.
+type profileCache struct {
+	mu    sync.Mutex
+	items map[string]cachedProfile
+}
+
+type cachedProfile struct {
+	rev  ProfileRevision
+	prof *config.Profile
+}
+
+// maxCachedProfiles bounds the cache; when full it starts over (profiles
+// are few, and decoding one again costs under a millisecond).
+const maxCachedProfiles = 256
+
+func newProfileCache() *profileCache { return &profileCache{items: map[string]cachedProfile{}} }
+
+func profileKey(name string, rev int) string { return fmt.Sprintf("%s@%d", name, rev) }
+
+func (c *profileCache) get(name string, rev int) (cachedProfile, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.items[profileKey(name, rev)]
+	return p, ok
+}
+
+func (c *profileCache) put(rev ProfileRevision, prof *config.Profile) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.items) >= maxCachedProfiles {
+		clear(c.items)
+	}
+	c.items[profileKey(rev.Name, rev.Revision)] = cachedProfile{rev, prof}
 }

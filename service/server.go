@@ -46,6 +46,7 @@ type Server struct {
 	metrics  *metrics
 	limiter  *limiter
 	isoCache *isoCache
+	profiles *profileCache
 	handler  http.Handler
 }
 
@@ -73,7 +74,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ReportLimit == (RateLimit{}) {
 		cfg.ReportLimit = DefaultReportLimit
 	}
-	s := &Server{cfg: cfg, now: cfg.Now, log: cfg.Logger, tokenSum: sha256.Sum256(cfg.APIToken), metrics: newMetrics(), isoCache: newISOCache(64 << 20)}
+	s := &Server{cfg: cfg, now: cfg.Now, log: cfg.Logger, tokenSum: sha256.Sum256(cfg.APIToken), metrics: newMetrics(), isoCache: newISOCache(64 << 20), profiles: newProfileCache()}
 	if s.now == nil {
 		s.now = time.Now
 	}

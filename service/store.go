@@ -67,7 +67,7 @@ type NewOrder struct {
 	CreatedAt       time.Time
 }
 
-// Order is a stored order without its files.
+// Order is a stored order; Files is nil in listings.
 type Order struct {
 	NewOrder
 	Status     string
@@ -120,8 +120,8 @@ type Store interface {
 	// o.ClientOrderID with created=false when its RequestHash is the same;
 	// ErrConflict when it differs.
 	CreateOrder(ctx context.Context, o NewOrder) (ord Order, created bool, err error)
+	// Order and OrderByTokenHash return the order with its Files.
 	Order(ctx context.Context, id string) (Order, error)
-	OrderFile(ctx context.Context, id, name string) ([]byte, error)
 	OrderByTokenHash(ctx context.Context, hash []byte) (Order, error)
 	// Orders lists orders newest first, optionally of one status; cursor
 	// is a Page.Next (ErrInvalid when it is not one).
