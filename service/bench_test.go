@@ -127,6 +127,71 @@ func BenchmarkOrders(b *testing.B) {
 	}
 }
 
+// BenchmarkOrdersInterleaved measures both sides in alternating rounds
+// (a batch of raw inserts, then as many orders through the API), so a
+// shared machine's load hits both alike; it reports each side's rate and
+// the API's share of the raw rate.
+func BenchmarkOrdersInterleaved(b *testing.B) {
+	e := benchEnv(b)
+	want(e.t, e.op("PUT", "/v1/profiles/baseline", baselineDoc(b)), http.StatusCreated)
+	key := sshKey(b)
+	probe := e.createOrder(orderBody(b, "probe", key, ""))
+	ud := e.op("GET", "/v1/orders/"+probe.ID+"/user-data", nil).body
+	md := e.op("GET", "/v1/orders/"+probe.ID+"/meta-data", nil).body
+	payload := bytes.Repeat([]byte{'x'}, len(ud)+len(md)+600)
+	seq := 0
+	for _, clients := range []int{1, 4} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+			ctx := context.Background()
+			var raw, api latencies
+			var rawTime, apiTime time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				for range clients {
+					t1 := time.Now()
+					if err := e.store.RawInsert(ctx, payload); err != nil {
+						b.Fatal(err)
+					}
+					raw.add(time.Since(t1))
+				}
+				rawTime += time.Since(t0)
+				t0 = time.Now()
+				var wg sync.WaitGroup
+				for range clients {
+					seq++
+					body := orderBody(b, fmt.Sprintf("il-%d", seq), key, fmt.Sprintf(`, "instance_id": "il-%d"`, seq))
+					wg.Go(func() {
+						t1 := time.Now()
+						res, err := e.send("POST", "/v1/orders", body)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						res.Body.Close()
+						if res.StatusCode != http.StatusCreated {
+							b.Errorf("POST: %d", res.StatusCode)
+						}
+						api.add(time.Since(t1))
+					})
+				}
+				wg.Wait()
+				apiTime += time.Since(t0)
+			}
+			rawRate := float64(len(raw.d)) / rawTime.Seconds()
+			apiRate := float64(len(api.d)) / apiTime.Seconds()
+			b.ReportMetric(rawRate, "raw-ops/s")
+			b.ReportMetric(apiRate, "api-ops/s")
+			b.ReportMetric(100*apiRate/rawRate, "api/raw-%")
+			slices.Sort(raw.d)
+			slices.Sort(api.d)
+			b.ReportMetric(float64(raw.d[(len(raw.d)-1)*50/100])/1e6, "raw-p50-ms")
+			b.ReportMetric(float64(raw.d[(len(raw.d)-1)*99/100])/1e6, "raw-p99-ms")
+			b.ReportMetric(float64(api.d[(len(api.d)-1)*50/100])/1e6, "api-p50-ms")
+			b.ReportMetric(float64(api.d[(len(api.d)-1)*99/100])/1e6, "api-p99-ms")
+		})
+	}
+}
+
 // BenchmarkSeedISO compares seed.iso answers with cloud-localds runs for
 // the same user-data and meta-data (an agent: url order, so the ISO holds
 // the same two files).
