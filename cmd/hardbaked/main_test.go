@@ -315,3 +315,59 @@ func TestServeUsage(t *testing.T) {
 		t.Fatalf("refused run wrote into %s", openDir)
 	}
 }
+
+// TestSystemdUnit checks examples/hardbaked.service with systemd-analyze
+// verify (pointed at the binary under test, since verify wants ExecStart
+// to exist), and that it keeps the sandboxing the README promises.
+func TestSystemdUnit(t *testing.T) {
+	unit, err := os.ReadFile("../../examples/hardbaked.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"DynamicUser=yes", "StateDirectory=hardbaked", "StateDirectoryMode=0700", "ProtectSystem=strict",
+		"NoNewPrivileges=yes", "PrivateTmp=yes", "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+		"SystemCallFilter=@system-service", "LoadCredential=api-token:", "--data-dir ${STATE_DIRECTORY}"} {
+		if !bytes.Contains(unit, []byte(d)) {
+			t.Errorf("unit lacks %q", d)
+		}
+	}
+	tool, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		if os.Getenv("HARDBAKE_REQUIRE_TOOLS") == "1" {
+			t.Fatal("systemd-analyze not found and HARDBAKE_REQUIRE_TOOLS=1")
+		}
+		t.Skip("systemd-analyze not found")
+	}
+	p := filepath.Join(t.TempDir(), "hardbaked.service")
+	if err := os.WriteFile(p, bytes.ReplaceAll(unit, []byte("/usr/local/lib/hardbake/hardbaked"), []byte(binary)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(tool, "verify", p).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// TestBadAgentDir: an agent dir without a usable agent stops the start
+// (exit 1) before the database is touched.
+func TestBadAgentDir(t *testing.T) {
+	tokenFile, _ := setup(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, render.SeedName("amd64")), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(t.TempDir(), "state")
+	for _, agentDir := range []string{dir, t.TempDir()} {
+		cmd := exec.Command(binary, "serve", "--data-dir", data, "--api-token-file", tokenFile, "--agent-dir", agentDir, "--listen", freePort(t))
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitFailure {
+			t.Fatalf("exit %v, want %d\n%s", err, exitFailure, out)
+		}
+		if !strings.Contains(string(out), "agent") {
+			t.Fatalf("message does not name the agent:\n%s", out)
+		}
+		if _, err := os.Stat(filepath.Join(data, "dqlite")); err == nil {
+			t.Fatal("the database was created before the agent check")
+		}
+	}
+}
