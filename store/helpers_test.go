@@ -123,3 +123,8 @@ func mustCreate(t testing.TB, s *Store, n NewOrder) Order {
 	}
 	return r.Order
 }
+
+func dirOf(t testing.TB, s *Store) string {
+	t.Helper()
+	return s.Dir()
+}

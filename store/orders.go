@@ -288,6 +288,8 @@ func nanosOrNull(t time.Time) any {
 // whether this call was the first. A revoked order is ErrRevoked. Callers
 // can skip the call (and its write) when Order.FetchedAt is already set.
 func (s *Store) MarkFetched(ctx context.Context, id string) (first bool, err error) {
+	now := s.now().UTC()
+	committing := false // an earlier attempt reached its commit
 	err = s.tx(ctx, writeTx, func(tx *sql.Tx) error {
 		first = false
 		o, err := getOrderBy(ctx, tx, "id", id)
@@ -298,6 +300,8 @@ func (s *Store) MarkFetched(ctx context.Context, id string) (first bool, err err
 			return fmt.Errorf("order %s: %w", id, ErrRevoked)
 		}
 		if !o.FetchedAt.IsZero() {
+			// Our own earlier commit, if it went through unreported.
+			first = committing && o.FetchedAt.Equal(now)
 			return nil
 		}
 		status := o.Status
@@ -305,11 +309,11 @@ func (s *Store) MarkFetched(ctx context.Context, id string) (first bool, err err
 			status = StatusFetched
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE orders SET fetched_at = ?, status = ? WHERE id = ? AND fetched_at IS NULL`,
-			s.now().UnixNano(), string(status), id)
+			now.UnixNano(), string(status), id)
 		if err != nil {
 			return fmt.Errorf("mark order %s fetched: %w", id, err)
 		}
-		first = true
+		first, committing = true, true
 		return nil
 	})
 	return first, err
@@ -404,15 +408,31 @@ func nullString(b []byte) any {
 // orders it moved.
 func (s *Store) TimeOutOrders(ctx context.Context, deadline time.Time) (int64, error) {
 	var n int64
+	now := s.now().UnixNano()
+	committing := false // an earlier attempt reached its commit
 	err := s.tx(ctx, writeTx, func(tx *sql.Tx) error {
+		var earlier int64
+		if committing {
+			// An earlier attempt's commit may have gone through
+			// unreported: its orders carry this call's finish time.
+			err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM orders WHERE status = 'timed-out' AND finished_at = ?`,
+				now).Scan(&earlier)
+			if err != nil {
+				return fmt.Errorf("time out orders: %w", err)
+			}
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE orders SET status = 'timed-out', finished_at = ?
 WHERE status IN ('created', 'fetched') AND COALESCE(fetched_at, created_at) < ?`,
-			s.now().UnixNano(), deadline.UnixNano())
+			now, deadline.UnixNano())
 		if err != nil {
 			return fmt.Errorf("time out orders: %w", err)
 		}
-		n, err = res.RowsAffected()
-		return err
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		n += earlier
+		committing = true
+		return nil
 	})
 	return n, err
 }
@@ -420,9 +440,9 @@ WHERE status IN ('created', 'fetched') AND COALESCE(fetched_at, created_at) < ?`
 // CountByStatus returns the number of orders in each status; every status
 // is present, 0 included.
 func (s *Store) CountByStatus(ctx context.Context) (map[Status]int64, error) {
-	counts := make(map[Status]int64, len(Statuses))
+	counts := make(map[Status]int64, len(Statuses()))
 	err := s.tx(ctx, readTx, func(tx *sql.Tx) error {
-		for _, st := range Statuses {
+		for _, st := range Statuses() {
 			counts[st] = 0
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT status, COUNT(*) FROM orders GROUP BY status`)

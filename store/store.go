@@ -51,7 +51,7 @@ type Config struct {
 	// Logger receives dqlite's and the store's messages (nil: discard).
 	Logger *slog.Logger
 	// Retry bounds the retries of a transaction; zero fields take the
-	// DefaultRetry values.
+	// DefaultRetry() values.
 	Retry RetryPolicy
 	// Now is the clock for created/fetched/reported times (nil: time.Now).
 	Now func() time.Time
@@ -75,6 +75,10 @@ type Store struct {
 	closed    atomic.Bool
 	startKind StartKind
 	clusterID string
+	dir       string
+	// commitErr, when set (tests only), is called after each successful
+	// commit; an error it returns is reported as that commit's outcome.
+	commitErr func() error
 	rawReady  atomic.Bool // bench_raw table created
 }
 
@@ -131,6 +135,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.NetworkLatency > 0 {
 		opts = append(opts, app.WithNetworkLatency(cfg.NetworkLatency))
 	}
+	if kind == StartRestart && len(cfg.Join) > 0 {
+		log.Info("data directory holds a node: join addresses ignored, it restarts in its recorded cluster", "dir", cfg.Dir)
+	}
 	if kind == StartBootstrap {
 		// Loud on purpose: bootstrapping where a join was meant is the
 		// one mistake that splits a provider's data in two.
@@ -148,6 +155,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		now:       cfg.Now,
 		writeSem:  make(chan struct{}, 1),
 		startKind: kind,
+		dir:       cfg.Dir,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -190,6 +198,9 @@ func (s *Store) StartKind() StartKind { return s.startKind }
 // was created; every node of one cluster reports the same one.
 func (s *Store) ClusterID() string { return s.clusterID }
 
+// Dir is the node's data directory.
+func (s *Store) Dir() string { return s.dir }
+
 // NodeID is this node's dqlite ID.
 func (s *Store) NodeID() uint64 { return s.app.ID() }
 
@@ -201,7 +212,9 @@ func (s *Store) Address() string { return s.app.Address() }
 // does not retry its last step), then closes the database and the node.
 // The node stays a cluster member; leaving for good is a removal from a
 // node that stays. Close always releases the node, also when the handover
-// failed, and then reports that failure.
+// failed, and then reports that failure. Give ctx a deadline (a few
+// seconds): it is the only bound on the handover retries. Closing twice is
+// a no-op.
 func (s *Store) Close(ctx context.Context) error {
 	if s.closed.Swap(true) {
 		return nil
@@ -233,12 +246,15 @@ func (s *Store) Close(ctx context.Context) error {
 	return errors.Join(herr, dberr, aerr)
 }
 
-// Role reports this node's role in the cluster and who leads it.
+// Role reports this node's role in the cluster and who leads it, as the
+// leader sees it. It fails when no leader can be reached.
 func (s *Store) Role(ctx context.Context) (Role, error) {
 	r := Role{ID: s.app.ID(), Address: s.app.Address()}
-	cli, err := s.app.Client(ctx)
+	// Ask the leader: a node that is not a voter does not hold the
+	// current membership itself.
+	cli, err := s.app.Leader(ctx)
 	if err != nil {
-		return r, fmt.Errorf("connect to local node: %w", err)
+		return r, fmt.Errorf("find leader: %w", err)
 	}
 	defer cli.Close()
 	nodes, err := cli.Cluster(ctx)

@@ -439,12 +439,12 @@ func TestTimeOutOrders(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantCounts := map[Status]int64{StatusTimedOut: 3, StatusPartial: 1, StatusCancelled: 1}
-	for _, st := range Statuses {
+	for _, st := range Statuses() {
 		if counts[st] != wantCounts[st] {
 			t.Errorf("CountByStatus[%s] = %d, want %d", st, counts[st], wantCounts[st])
 		}
 	}
-	if len(counts) != len(Statuses) {
+	if len(counts) != len(Statuses()) {
 		t.Errorf("CountByStatus has %d keys, want every status", len(counts))
 	}
 }

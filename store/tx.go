@@ -8,6 +8,9 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"syscall"
 	"time"
 
 	dqlite "github.com/canonical/go-dqlite/driver"
@@ -22,28 +25,32 @@ type RetryPolicy struct {
 	MaxDelay    time.Duration // cap of one delay (before jitter)
 }
 
-// DefaultRetry covers a leader election with dqlite's default timing
-// (writes resume about 5 s after the leader dies) with room to spare, while
-// a lone busy database is retried within milliseconds.
-var DefaultRetry = RetryPolicy{
-	MaxAttempts: 40,
-	MaxElapsed:  15 * time.Second,
-	BaseDelay:   5 * time.Millisecond,
-	MaxDelay:    500 * time.Millisecond,
+// DefaultRetry is the policy Open uses for zero fields. It covers a leader
+// election with dqlite's default timing (writes resume about 5 s after the
+// leader dies) with room to spare, while a lone busy database is retried
+// within milliseconds.
+func DefaultRetry() RetryPolicy {
+	return RetryPolicy{
+		MaxAttempts: 40,
+		MaxElapsed:  15 * time.Second,
+		BaseDelay:   5 * time.Millisecond,
+		MaxDelay:    500 * time.Millisecond,
+	}
 }
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
+	defaultRetry := DefaultRetry()
 	if p.MaxAttempts <= 0 {
-		p.MaxAttempts = DefaultRetry.MaxAttempts
+		p.MaxAttempts = defaultRetry.MaxAttempts
 	}
 	if p.MaxElapsed <= 0 {
-		p.MaxElapsed = DefaultRetry.MaxElapsed
+		p.MaxElapsed = defaultRetry.MaxElapsed
 	}
 	if p.BaseDelay <= 0 {
-		p.BaseDelay = DefaultRetry.BaseDelay
+		p.BaseDelay = defaultRetry.BaseDelay
 	}
 	if p.MaxDelay <= 0 {
-		p.MaxDelay = DefaultRetry.MaxDelay
+		p.MaxDelay = defaultRetry.MaxDelay
 	}
 	return p
 }
@@ -88,6 +95,20 @@ func retryable(err error) bool {
 	}
 	// No leader found (election in progress).
 	if errors.Is(err, dqlite.ErrNoAvailableLeader) {
+		return true
+	}
+	// The connection to the leader broke mid-call. The driver maps only
+	// some of these to ErrBadConn: when the leader goes away during a
+	// statement it returns the protocol's wrapped io.EOF as it is
+	// ("call exec-sql (budget 0s): receive: header: EOF"; seen in
+	// TestLeaderLoss).
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
 		return true
 	}
 	var de dqlite.Error
@@ -167,6 +188,13 @@ func (s *Store) txOnce(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	if s.commitErr != nil {
+		// Tests: a commit that went through but reported an error, as
+		// one cut off by a leader change can.
+		if err := s.commitErr(); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
 	}
 	return nil
 }

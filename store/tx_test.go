@@ -8,6 +8,9 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +36,12 @@ func TestRetryable(t *testing.T) {
 		{"not leader (legacy)", dqlite.Error{Code: ioErrNotLeaderLegacy}, true},
 		{"leadership lost (legacy)", dqlite.Error{Code: ioErrLeadershipLostLegacy}, true},
 		{"wrapped busy", fmt.Errorf("insert: %w", dqlite.Error{Code: dqlite.ErrBusy}), true},
+		{"connection lost mid-call", fmt.Errorf("call exec-sql (budget 0s): receive: header: %w", io.EOF), true},
+		{"unexpected EOF", io.ErrUnexpectedEOF, true},
+		{"connection reset", &net.OpError{Op: "read", Err: syscall.ECONNRESET}, true},
+		{"connection refused", fmt.Errorf("dial: %w", syscall.ECONNREFUSED), true},
+		{"broken pipe", syscall.EPIPE, true},
+		{"closed connection", net.ErrClosed, true},
 		{"other I/O error", dqlite.Error{Code: sqliteIOErr}, false},
 		{"constraint", dqlite.Error{Code: 19, Message: "UNIQUE constraint failed"}, false},
 		{"syntax", dqlite.Error{Code: 1, Message: "syntax error"}, false},
@@ -60,7 +69,7 @@ func TestRetryPolicyDelay(t *testing.T) {
 			}
 		}
 	}
-	if got := (RetryPolicy{}).withDefaults(); got != DefaultRetry {
+	if got := (RetryPolicy{}).withDefaults(); got != DefaultRetry() {
 		t.Fatalf("defaults: %+v", got)
 	}
 }
@@ -161,4 +170,150 @@ func TestTxRetry(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestTxRetryRealLock makes dqlite itself refuse a write: another
+// connection holds a write transaction open, so the store's transaction
+// gets the driver's real "database is locked" error, which must be
+// classified as transient and retried until the holder commits.
+func TestTxRetryRealLock(t *testing.T) {
+	s := openStore(t, Config{})
+	ctx := ctxT(t)
+	holder, err := s.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if _, err := holder.ExecContext(ctx, `BEGIN`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('holder', 'x')`); err != nil {
+		t.Fatal(err)
+	}
+	// First show the raw error the driver returns, and that it is one the
+	// store retries.
+	var raw error
+	func() {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			raw = err
+			return
+		}
+		defer tx.Rollback()
+		_, raw = tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('probe', 'x')`)
+		if raw == nil {
+			raw = tx.Commit()
+		}
+	}()
+	if raw == nil || !retryable(raw) {
+		t.Fatalf("second writer beside an open write transaction: err = %v (%T), want a retryable error", raw, raw)
+	}
+	t.Logf("dqlite's error for a concurrent writer: %v (%#v)", raw, raw)
+
+	go func() {
+		time.Sleep(150 * time.Millisecond)
+		holder.ExecContext(ctx, `COMMIT`)
+	}()
+	calls := 0
+	start := time.Now()
+	err = s.tx(ctx, writeTx, func(tx *sql.Tx) error {
+		calls++
+		_, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('waiter', 'x')`)
+		return err
+	})
+	if err != nil || calls < 2 {
+		t.Fatalf("err = %v after %d calls in %v, want success after retries", err, calls, time.Since(start))
+	}
+	var n int
+	if err := s.tx(ctx, readTx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM meta WHERE key IN ('holder', 'waiter')`).Scan(&n)
+	}); err != nil || n != 2 {
+		t.Fatalf("rows %d %v, want both writers' rows", n, err)
+	}
+}
+
+// TestAmbiguousCommit: a commit that went through but reported a
+// transient error (a leader change can cut the answer off) is retried by
+// the helper; every write method must then recognise its own write and
+// answer as if the first commit had been acknowledged, with nothing
+// written twice.
+func TestAmbiguousCommit(t *testing.T) {
+	c := newClock()
+	s := openStore(t, Config{Now: c.Now})
+	ctx := ctxT(t)
+	var failNext bool
+	var failures int
+	s.commitErr = func() error {
+		if failNext {
+			failNext = false
+			failures++
+			return driver.ErrBadConn
+		}
+		return nil
+	}
+	ambiguous := func(t *testing.T) {
+		t.Helper()
+		if failures != 1 {
+			t.Fatalf("%d ambiguous commits, want 1", failures)
+		}
+		failures = 0
+	}
+
+	failNext = true
+	p, created, err := s.PutProfile(ctx, "web", "application/yaml", []byte("a: 1\n"))
+	if err != nil || !created || p.Revision != 1 {
+		t.Fatalf("PutProfile: %+v %v %v", p, created, err)
+	}
+	ambiguous(t)
+	if list, _ := s.ListProfiles(ctx); len(list) != 1 || list[0].LatestRevision != 1 {
+		t.Fatalf("profiles: %+v", list)
+	}
+
+	failNext = true
+	n := newOrder(p, "amb", "h")
+	r, err := s.CreateOrder(ctx, n)
+	if err != nil || r.Existed || r.Order.ID != n.ID {
+		t.Fatalf("CreateOrder: %+v %v", r, err)
+	}
+	ambiguous(t)
+	// A client retry is still recognised as one.
+	if r, err := s.CreateOrder(ctx, newOrder(p, "amb", "h")); err != nil || !r.Existed || r.Order.ID != n.ID {
+		t.Fatalf("client retry: %+v %v", r, err)
+	}
+
+	failNext = true
+	if first, err := s.MarkFetched(ctx, n.ID); err != nil || !first {
+		t.Fatalf("MarkFetched: %v %v", first, err)
+	}
+	ambiguous(t)
+
+	failNext = true
+	if o, err := s.RecordReport(ctx, report(n.ID, StatusHardened, "n")); err != nil || o.Status != StatusHardened {
+		t.Fatalf("RecordReport: %+v %v", o, err)
+	}
+	ambiguous(t)
+	// A real replay is still one.
+	if _, err := s.RecordReport(ctx, report(n.ID, StatusHardened, "n")); !errors.Is(err, ErrReplay) {
+		t.Fatalf("replay: %v", err)
+	}
+
+	mustCreate(t, s, newOrder(p, "late-1", "h"))
+	mustCreate(t, s, newOrder(p, "late-2", "h"))
+	c.Add(time.Hour)
+	failNext = true
+	if n, err := s.TimeOutOrders(ctx, c.Now()); err != nil || n != 2 {
+		t.Fatalf("TimeOutOrders: %d %v, want 2", n, err)
+	}
+	ambiguous(t)
+
+	failNext = true
+	if o, err := s.CancelOrder(ctx, n.ID); err != nil || o.RevokedAt.IsZero() || o.Status != StatusHardened {
+		t.Fatalf("CancelOrder: %+v %v", o, err)
+	}
+	ambiguous(t)
+
+	counts, err := s.CountByStatus(ctx)
+	if err != nil || counts[StatusHardened] != 1 || counts[StatusTimedOut] != 2 || counts[StatusCreated] != 0 {
+		t.Fatalf("counts %v %v", counts, err)
+	}
 }

@@ -32,14 +32,16 @@ const (
 
 // Statuses lists every status in life-cycle order (metrics iterate it so a
 // status with no orders still shows as 0).
-var Statuses = [...]Status{
-	StatusCreated, StatusFetched, StatusHardened, StatusPartial,
-	StatusFailed, StatusTimedOut, StatusCancelled,
+func Statuses() []Status {
+	return []Status{
+		StatusCreated, StatusFetched, StatusHardened, StatusPartial,
+		StatusFailed, StatusTimedOut, StatusCancelled,
+	}
 }
 
 // Valid reports whether s is one of the known statuses.
 func (s Status) Valid() bool {
-	for _, k := range Statuses {
+	for _, k := range Statuses() {
 		if s == k {
 			return true
 		}
