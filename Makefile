@@ -2,8 +2,9 @@
 # Debian 12 machine: both first install the system packages (.ci/deps) once.
 GO        ?= go
 BIN       := bin
-VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-AGENT_LDFLAGS := -s -w -X main.version=$(VERSION)
+VERSION   ?= $(shell bash scripts/version.sh 2>/dev/null || echo dev)
+# The agent's version as internal/stamp reads it from the binary.
+AGENT_LDFLAGS := -s -w -X 'main.version=[hardbake-version:$(VERSION)]'
 FUZZTIME  ?= 5s
 # cgo code (store/, cmd/hardbaked) builds, tests and vets with -tags libsqlite3:
 # without it go-dqlite bundles a second, older SQLite.

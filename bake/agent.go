@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"hardbake.dev/hardbake/config"
@@ -57,17 +58,35 @@ type Agent struct {
 const PackageAgentDir = "/usr/lib/hardbake"
 
 // DefaultSearchDirs is where the CLI finds the agent when no path is
-// given: $HARDBAKE_AGENT_DIR, then beside the running executable (where
-// `make build` puts both), then PackageAgentDir.
+// given: $HARDBAKE_AGENT_DIR (the user's explicit choice), then the
+// installed layout relative to the running executable (/usr/bin/hardbake
+// finds /usr/lib/hardbake, a /usr/local install its own lib/hardbake),
+// then beside the executable (where `make build` puts both), then
+// PackageAgentDir.
 func DefaultSearchDirs() []string {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = ""
+	} else if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = resolved
+	}
+	return searchDirs(os.Getenv("HARDBAKE_AGENT_DIR"), exe)
+}
+
+// searchDirs is DefaultSearchDirs for a given environment and executable.
+func searchDirs(envDir, exe string) []string {
 	var dirs []string
-	if dir := os.Getenv("HARDBAKE_AGENT_DIR"); dir != "" {
-		dirs = append(dirs, dir)
+	if envDir != "" {
+		dirs = append(dirs, envDir)
 	}
-	if exe, err := os.Executable(); err == nil {
-		dirs = append(dirs, filepath.Dir(exe))
+	if exe != "" {
+		bindir := filepath.Dir(exe)
+		dirs = append(dirs, filepath.Join(bindir, "..", "lib", "hardbake"), bindir)
 	}
-	return append(dirs, PackageAgentDir)
+	if !slices.Contains(dirs, PackageAgentDir) {
+		dirs = append(dirs, PackageAgentDir)
+	}
+	return dirs
 }
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)

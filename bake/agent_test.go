@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -228,5 +229,27 @@ func TestDefaultSearchDirs(t *testing.T) {
 	t.Setenv("HARDBAKE_AGENT_DIR", "")
 	if dirs := DefaultSearchDirs(); len(dirs) != 2 || dirs[1] != PackageAgentDir {
 		t.Errorf("without HARDBAKE_AGENT_DIR: %v", dirs)
+	}
+}
+
+func TestSearchDirs(t *testing.T) {
+	for _, tc := range []struct {
+		name, env, exe string
+		want           []string
+	}{
+		{"installed by the package", "", "/usr/bin/hardbake",
+			[]string{"/usr/lib/hardbake", "/usr/bin"}},
+		{"installed under /usr/local", "", "/usr/local/bin/hardbake",
+			[]string{"/usr/local/lib/hardbake", "/usr/local/bin", PackageAgentDir}},
+		{"make build", "", "/src/hardbake/bin/hardbake",
+			[]string{"/src/hardbake/lib/hardbake", "/src/hardbake/bin", PackageAgentDir}},
+		{"the environment first", "/opt/agents", "/usr/bin/hardbake",
+			[]string{"/opt/agents", "/usr/lib/hardbake", "/usr/bin"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := searchDirs(tc.env, tc.exe); !slices.Equal(got, tc.want) {
+				t.Errorf("searchDirs(%q, %q) = %q, want %q", tc.env, tc.exe, got, tc.want)
+			}
+		})
 	}
 }

@@ -14,11 +14,15 @@ import (
 	"time"
 
 	"hardbake.dev/hardbake/agent"
+	"hardbake.dev/hardbake/internal/stamp"
 	"hardbake.dev/hardbake/plan"
 )
 
-// version is set at build time with -X main.version=….
-var version = "dev"
+// version is the agent's version stamp, set at build time with
+// -X 'main.version=[hardbake-version:VERSION]' (internal/stamp), so that
+// `hardbake version` can read it from a binary it cannot run.
+// Left empty, it reads as "dev".
+var version string
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -37,7 +41,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cmd := args[0]
 	if cmd == "version" {
-		fmt.Fprintln(stdout, "hardbake-firstboot", version)
+		fmt.Fprintln(stdout, "hardbake-firstboot", stamp.Version(version))
 		return agent.ExitOK
 	}
 	if cmd != "apply" && cmd != "check" {
@@ -72,7 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Sleep:   time.Sleep,
 		Out:     stdout,
 		Err:     stderr,
-		Version: version,
+		Version: stamp.Version(version),
 	}
 	// Each command (ExecRunner) and each poll loop is bounded inside the agent.
 	// A run that cannot start still leaves a report and prints the FAILED

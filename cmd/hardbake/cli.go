@@ -46,10 +46,7 @@ func commands() []command {
 		{"validate", "FILE...", "check profiles and orders without rendering", runValidate},
 		{"profiles", "[show NAME]", "list the built-in profiles, or print one", runProfiles},
 		{"schema", "[--format json|markdown]", "print the profile's JSON Schema or reference", runSchema},
-		{"version", "", "print the version", func(e *env, _ []string) error {
-			fmt.Fprintln(e.stdout, "hardbake", version)
-			return nil
-		}},
+		{"version", "", "print the version, and the agents it would put on seeds", runVersion},
 	}
 }
 
