@@ -28,7 +28,7 @@ cli:
 # The order service links libdqlite through cgo (Debian 12: libdqlite-dev);
 # -tags libsqlite3 uses the system SQLite instead of bundling a second one.
 hardbaked:
-	CGO_ENABLED=1 $(GO) build -tags libsqlite3 -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN)/hardbaked ./cmd/hardbaked
+	CGO_ENABLED=1 $(GO) build -tags libsqlite3 -buildmode=pie -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN)/hardbaked ./cmd/hardbaked
 
 # The agent for both architectures, static and stripped; sizes printed beside
 # a stripped hello-world built the same way in the same run.
