@@ -244,3 +244,29 @@ func probeTLS(ctx context.Context, addr string, conf *tls.Config) error {
 	}
 	return err
 }
+
+// Transfer makes the node at addr the leader (no-op if it leads already).
+// Raft hands leadership only to a node whose log is up to date, so a
+// successful transfer to a restarted node also proves it caught up.
+func (p Peers) Transfer(ctx context.Context, addr string) error {
+	cli, err := p.leader(ctx)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ms, err := members(ctx, cli)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(ms, func(m Member) bool { return m.Address == addr })
+	if i < 0 {
+		return fmt.Errorf("%w: %s is not a member", ErrNotFound, addr)
+	}
+	if ms[i].Leader {
+		return nil
+	}
+	if err := cli.Transfer(ctx, ms[i].ID); err != nil {
+		return fmt.Errorf("transfer leadership to %s: %w", addr, err)
+	}
+	return nil
+}
