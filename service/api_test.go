@@ -378,7 +378,7 @@ func TestOrderList(t *testing.T) {
 	if len(page.Orders) != 4 {
 		t.Fatalf("created: %d orders", len(page.Orders))
 	}
-	for _, q := range []string{"status=bogus", "limit=0", "limit=100000", "limit=x", "cursor=zzz", "sort=asc"} {
+	for _, q := range []string{"status=bogus", "limit=0", "limit=501", "limit=x", "cursor=zzz", "sort=asc"} {
 		want(t, e.op("GET", "/v1/orders?"+q, nil), http.StatusBadRequest)
 	}
 }

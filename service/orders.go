@@ -442,7 +442,7 @@ func (s *Server) cancelOrder(w http.ResponseWriter, r *http.Request) *apiError {
 // Listing limits.
 const (
 	defaultPageSize = 100
-	maxPageSize     = 1000
+	maxPageSize     = 500 // the store's own cap
 )
 
 func (s *Server) listOrders(w http.ResponseWriter, r *http.Request) *apiError {
