@@ -3,8 +3,11 @@
 package clustertest
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -216,4 +219,42 @@ func lastLine(s string) string {
 		return s[i+1:]
 	}
 	return s
+}
+
+// TestHTTPSAPI: --tls-cert/--tls-key serve the API over TLS only. (The
+// cluster certificate stands in for a web certificate here; a provider
+// uses one for its API host name.)
+func TestHTTPSAPI(t *testing.T) {
+	e := newEnv(t)
+	n := e.newNode("tls", "--bootstrap", "--tls-cert", e.cert, "--tls-key", e.key)
+	n.start(t)
+	pem, err := os.ReadFile(e.cert)
+	must(t, err)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "hardbaked"}}}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := c.Get("https://" + n.listen + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) || !n.alive() {
+			t.Fatalf("no HTTPS healthz: %v\n%s", err, n.output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	res, err := http.Get("http://" + n.listen + "/healthz")
+	if err == nil {
+		res.Body.Close()
+		if res.StatusCode == http.StatusOK {
+			t.Fatal("plain HTTP answered on the TLS listener")
+		}
+	}
+	if err := n.kill(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v\n%s", err, n.output())
+	}
 }
