@@ -16,3 +16,6 @@ bash scripts/bench-seed.sh
 echo
 echo "## agent size"
 bash scripts/build-agent.sh "$(mktemp -d)" "-s -w"
+echo
+echo "## hardbaked cluster: orders/s through 1 and 3 nodes vs raw dqlite inserts, failover over 10 kills"
+bash scripts/bench-cluster.sh

@@ -62,8 +62,9 @@ func TestClusterBenchmark(t *testing.T) {
 	res := runFailover(t, three, a, led, 10, 3, 300, 5*time.Minute)
 	checkExactlyOnce(t, a, three, led)
 	med, worst := summarize(res.recoveries)
-	fail := fmt.Sprintf("%d SIGKILLs of the leader under load (3 writers): writes acknowledged again after %s — median %s, worst %s; %d orders acknowledged (%d after a client retry), none lost, none twice; %d read-after-write checks; %s in all",
-		len(res.recoveries), fmtDurations(res.recoveries), med.Round(time.Millisecond), worst.Round(time.Millisecond), res.orders, res.retried, res.rawChecks, res.elapsed.Round(time.Second))
+	cm, cw := summarize(res.catchUps)
+	fail := fmt.Sprintf("%d SIGKILLs of the leader under load (3 writers): writes acknowledged again after %s — median %s, worst %s; the restarted node caught up (leadership transferable to it) after %s — median %s, worst %s; %d orders acknowledged (%d after a client retry), none lost, none twice; %d read-after-write checks; %s in all",
+		len(res.recoveries), fmtDurations(res.recoveries), med.Round(time.Millisecond), worst.Round(time.Millisecond), fmtDurations(res.catchUps), cm.Round(time.Millisecond), cw.Round(time.Millisecond), res.orders, res.retried, res.rawChecks, res.elapsed.Round(time.Second))
 	t.Log(fail)
 	loads := strings.Join(res.loads, "; ")
 	out := "| what | ops | ops/s | p50 | p99 |\n| --- | ---: | ---: | ---: | ---: |\n" + strings.Join(rows, "\n") + "\n\n" + fail + "\n\nmachine load at the kills: " + loads + "\n"

@@ -116,6 +116,7 @@ func (l *ledger) readBack(ctx context.Context, a *api, c *cluster, id string, vi
 // failoverResult is one run of kill rounds.
 type failoverResult struct {
 	recoveries []time.Duration
+	catchUps   []time.Duration // restart of the killed node until it could lead
 	victims    []string
 	orders     int // acknowledged orders
 	retried    int // acknowledged orders that needed at least one retry
@@ -215,9 +216,11 @@ func runFailover(t *testing.T, c *cluster, a *api, led *ledger, kills, clients, 
 				checkAcked(t, a, n, led)
 			}
 		}
+		restarted := time.Now()
 		victim.start(t)
 		victim.waitHealthy(t, 30*time.Second)
 		transfer(t, c, victim)
+		res.catchUps = append(res.catchUps, time.Since(restarted))
 		checkAcked(t, a, victim, led)
 		// Rotate the leadership, so the next kill hits another node.
 		transfer(t, c, c.nodes[(k+1)%len(c.nodes)])
@@ -279,19 +282,22 @@ func checkAcked(t *testing.T, a *api, n *node, led *ledger) {
 	}
 }
 
-// transfer makes n the leader, retrying while it catches up.
+// transfer makes n the leader, retrying while it catches up. Raft
+// refuses the transfer until n's log matches the leader's; after a restart
+// that took up to about 30 s on this loaded machine (docs/BENCHMARKS.md).
 func transfer(t *testing.T, c *cluster, n *node) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		err := c.peers().Transfer(ctxT(t, 5*time.Second), n.dqlite)
 		if err == nil && c.leader(t) == n {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("leadership not transferred to %s within 30 s: %v\n%s", n.name, err, n.output())
+			ms, merr := c.peers().Members(ctxT(t, 5*time.Second))
+			t.Fatalf("leadership not transferred to %s within 90 s: %v; members %+v %v\n%s", n.name, err, ms, merr, n.output())
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond)
 	}
 }
 
@@ -353,8 +359,8 @@ func TestClusterFailover(t *testing.T) {
 	}
 	checkExactlyOnce(t, a, c, led)
 	med, worst := summarize(res.recoveries)
-	t.Logf("%d kills (%s): writes resumed after %s; median %s, worst %s; %d orders acknowledged (%d after a retry), %d read-after-write checks, %s",
-		len(res.recoveries), strings.Join(res.victims, ","), fmtDurations(res.recoveries), med.Round(time.Millisecond), worst.Round(time.Millisecond),
+	t.Logf("%d kills (%s): writes resumed after %s; median %s, worst %s; restarted node caught up (could lead) after %s; %d orders acknowledged (%d after a retry), %d read-after-write checks, %s",
+		len(res.recoveries), strings.Join(res.victims, ","), fmtDurations(res.recoveries), med.Round(time.Millisecond), worst.Round(time.Millisecond), fmtDurations(res.catchUps),
 		res.orders, res.retried, res.rawChecks, res.elapsed.Round(time.Millisecond))
 	if res.retried == 0 {
 		t.Log("no acknowledged order needed a client retry in this run (the store's own retry hid every failover)")
