@@ -7,6 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp)
 HARDBAKE_CLUSTER_BENCH=1 HARDBAKE_CLUSTER_BENCH_OUT="$out" \
-	go test -tags libsqlite3 -count=1 -timeout 15m -run '^TestClusterBenchmark$' -v ./cmd/hardbaked/clustertest/ >&2
+	go test -tags libsqlite3 -count=1 -timeout 20m -run '^TestClusterBenchmark$' -v ./cmd/hardbaked/clustertest/ >&2
 cat "$out"
 rm -f "$out"

@@ -61,12 +61,14 @@ type env struct {
 	dir                          string
 	cert, key, tokenFile, secret string
 	agentDir                     string
+	socketTag                    string // unique per env in this process
 	tls                          *store.ClusterTLS
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir()}
+	e.socketTag = strings.NewReplacer("/", "-", "#", "-").Replace(t.Name()) + "-" + filepath.Base(e.dir)
 	e.cert, e.key = makeCert(t, filepath.Join(e.dir, "cert"))
 	e.tokenFile = filepath.Join(e.dir, "token")
 	e.secret = filepath.Join(e.dir, "secret")
@@ -145,7 +147,7 @@ func (e *env) newNode(name string, extra ...string) *node {
 	// test runs on this machine) collide on "@dqlite-<id>". The only knob
 	// it reads is SNAP_INSTANCE_NAME, which prefixes that name; each test
 	// environment gets its own.
-	n.environ = append(os.Environ(), "SNAP_INSTANCE_NAME="+filepath.Base(e.dir)+"-"+e.t.Name())
+	n.environ = append(os.Environ(), fmt.Sprintf("SNAP_INSTANCE_NAME=hardbaked-test-%d-%s", os.Getpid(), e.socketTag))
 	n.args = append([]string{"serve", "--data-dir", n.dataDir, "--listen", n.listen, "--dqlite-address", n.dqlite,
 		"--api-token-file", e.tokenFile, "--secret-file", e.secret, "--agent-dir", e.agentDir,
 		"--cluster-cert", e.cert, "--cluster-key", e.key, "--shutdown-timeout", "10s"}, extra...)
