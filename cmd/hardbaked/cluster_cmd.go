@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,6 +59,12 @@ func (c *clusterFlags) resolve(hasNode, secretGiven bool) error {
 	}
 	if (c.httpCert == "") != (c.httpKey == "") {
 		return usagef("--tls-cert and --tls-key go together")
+	}
+	if c.httpCert != "" {
+		// Load it now: ServeTLS would only fail once the node is up.
+		if _, err := tls.LoadX509KeyPair(c.httpCert, c.httpKey); err != nil {
+			return usagef("--tls-cert/--tls-key: %v", err)
+		}
 	}
 	if c.networkLatency < time.Millisecond || c.networkLatency > time.Second {
 		return usagef("--network-latency: %s is not between 1ms and 1s", c.networkLatency)

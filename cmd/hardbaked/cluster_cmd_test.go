@@ -84,6 +84,8 @@ func TestClusterFlags(t *testing.T) {
 		{name: "bad join address", f: clusterFlags{certFile: crt, keyFile: key, join: []string{"no-port"}}, secret: true, want: "--join"},
 		{name: "cert without key", f: clusterFlags{certFile: crt}, want: "go together"},
 		{name: "tls cert without key", f: clusterFlags{httpCert: crt}, want: "go together"},
+		{name: "https API", f: clusterFlags{httpCert: crt, httpKey: key}},
+		{name: "https API, key is not a key", f: clusterFlags{httpCert: crt, httpKey: crt}, want: "--tls-cert"},
 		{name: "key is not a key", f: clusterFlags{certFile: crt, keyFile: crt, bootstrap: true}, want: "--cluster-cert"},
 		{name: "latency too small", f: clusterFlags{networkLatency: time.Microsecond}, want: "--network-latency"},
 	}
