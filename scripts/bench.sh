@@ -20,3 +20,6 @@ go test -tags libsqlite3 -run '^$' -bench . -benchtime 5s ./service
 echo
 echo "## agent size"
 bash scripts/build-agent.sh "$(mktemp -d)" "-s -w"
+echo
+echo "## hardbaked cluster: orders/s through 1 and 3 nodes vs raw dqlite inserts, failover over 10 kills"
+bash scripts/bench-cluster.sh

@@ -35,6 +35,17 @@
 // method docs); across client retries, CreateOrder's ClientOrderID does the
 // same.
 //
+// Config.RefuseBootstrap is how front ends make dqlite's trap loud: an
+// empty Dir with no Join would otherwise found a second, separate cluster.
+// Peers reaches a cluster from outside a node (members, leadership
+// transfer, removal, a raw SQL client), with the same ClusterTLS.
+//
+// One limit of go-dqlite v1.11.5 with TLS: each node listens on an
+// abstract unix socket named after its ID, and every bootstrap node has
+// the same ID, so two TLS clusters' first nodes cannot run in one network
+// namespace; go-dqlite's only knob is SNAP_INSTANCE_NAME, which prefixes
+// that name (the cluster tests set it per cluster).
+//
 // # Secrets
 //
 // The NoCloud token is stored only as HashToken(token). The store never

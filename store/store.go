@@ -135,6 +135,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.NetworkLatency > 0 {
 		opts = append(opts, app.WithNetworkLatency(cfg.NetworkLatency))
 	}
+	if kind == StartJoin && cfg.TLS != nil {
+		if err := checkJoinTLS(ctx, cfg.Join, cfg.TLS); err != nil {
+			return nil, err
+		}
+	}
 	if kind == StartRestart && len(cfg.Join) > 0 {
 		log.Info("data directory holds a node: join addresses ignored, it restarts in its recorded cluster", "dir", cfg.Dir)
 	}

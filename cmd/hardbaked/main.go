@@ -53,6 +53,8 @@ func main() {
 }
 
 const usage = `usage: hardbaked serve --data-dir DIR --listen HOST:PORT --api-token-file FILE [flags]
+       hardbaked cert --out DIR
+       hardbaked cluster list|remove --peers ADDR[,ADDR…] --cluster-cert FILE --cluster-key FILE
        hardbaked version
 
 serve runs one embedded dqlite node and the HTTP API (see README, "hardbaked quick start").
@@ -70,6 +72,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = serve(ctx, args[1:], stderr)
+	case "cert":
+		err = certCmd(args[1:], stdout, stderr)
+	case "cluster":
+		err = clusterCmd(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "hardbaked", version)
 	default:
@@ -97,6 +103,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f serveFlags
+	var cf clusterFlags
+	cf.register(fs)
 	fs.StringVar(&f.dataDir, "data-dir", "", "state `DIR` (created 0700): the dqlite node and the service secret")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "HTTP `HOST:PORT`")
 	fs.StringVar(&f.tokenFile, "api-token-file", "", "`FILE` holding the operators' bearer token (mode 0600 or stricter)")
@@ -138,6 +146,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return usagef("--public-url is required when --listen is on every address (%s): machines need a reachable URL", f.listen)
 		}
 		f.publicURL = "http://" + f.listen
+		if cf.httpCert != "" {
+			f.publicURL = "https://" + f.listen
+		}
 	}
 	if !strings.HasPrefix(f.publicURL, "http://") && !strings.HasPrefix(f.publicURL, "https://") {
 		return usagef("--public-url: %q must start with http:// or https://", f.publicURL)
@@ -152,6 +163,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return usagef("--log-format: %q is not text or json", f.logFormat)
 	}
 
+	// Cluster flags are checked before anything is written.
+	if err := cf.resolve(nodeExists(filepath.Join(f.dataDir, "dqlite")), fs.Changed("secret-file")); err != nil {
+		return err
+	}
 	token, err := readToken(f.tokenFile)
 	if err != nil {
 		return err
@@ -185,7 +200,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		addr = "" // the node knows its address
 	}
 	openCtx, cancelOpen := context.WithTimeout(ctx, time.Minute)
-	st, err := store.Open(openCtx, store.Config{Dir: nodeDir, Address: addr, Logger: log.With("component", "store")})
+	st, err := store.Open(openCtx, cf.storeConfig(store.Config{Dir: nodeDir, Address: addr, Logger: log.With("component", "store")}))
 	cancelOpen()
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
@@ -220,7 +235,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	swept := make(chan struct{})
 	go func() { defer close(swept); srv.RunSweeper(sweepCtx, f.sweep) }()
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
+	go func() {
+		if cf.httpCert != "" {
+			served <- hs.ServeTLS(ln, cf.httpCert, cf.httpKey)
+			return
+		}
+		served <- hs.Serve(ln)
+	}()
 	log.Info("hardbaked serving", "version", version, "listen", ln.Addr().String(), "public_url", f.publicURL,
 		"data_dir", f.dataDir, "agent_dir", agentDir, "report_deadline", f.deadline.String())
 
