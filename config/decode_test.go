@@ -11,7 +11,7 @@ import (
 	"hardbake.dev/hardbake/templates"
 )
 
-const allowedTop = "admin, apiVersion, fail2ban, firewall, kind, metadata, packages, ssh, sysctl, updates"
+const allowedTop = "admin, apiVersion, backup, edge, fail2ban, firewall, kind, metadata, packages, ssh, sysctl, updates"
 
 func TestDecoder(t *testing.T) {
 	cases := []struct {

@@ -10,6 +10,8 @@ import (
 	"fmt"
 
 	"gopkg.in/yaml.v3"
+
+	"hardbake.dev/hardbake/edge"
 )
 
 // APIVersion and KindProfile identify a v1 profile document.
@@ -20,16 +22,18 @@ const (
 
 // Profile is a hardening profile: what every VPS built from it must look like.
 type Profile struct {
-	APIVersion string   `yaml:"apiVersion" doc:"Always hardbake.dev/v1." required:"true" enum:"hardbake.dev/v1"`
-	Kind       string   `yaml:"kind" doc:"Always Profile." required:"true" enum:"Profile"`
-	Metadata   Metadata `yaml:"metadata" required:"true"`
-	Updates    Updates  `yaml:"updates" doc:"System updates at first boot and afterwards."`
-	SSH        SSH      `yaml:"ssh" doc:"The OpenSSH server. Root login, password and keyboard-interactive login are always off."`
-	Admin      Admin    `yaml:"admin" doc:"The admin user that replaces root. Its name and keys come from the order."`
-	Firewall   Firewall `yaml:"firewall" doc:"Default-deny inbound firewall for IPv4 and IPv6."`
-	Fail2ban   Fail2ban `yaml:"fail2ban" doc:"Fail2ban bans hosts that fail to log in."`
-	Sysctl     Sysctl   `yaml:"sysctl" doc:"Kernel and network sysctl hardening."`
-	Packages   []string `yaml:"packages" doc:"Extra Debian packages to install at first boot: plain package names (no trailing - or ., =version, /release or :arch, which apt reads as other actions), and none that takes over a measure (firewalld, ufw, dropbear, sudo-ldap, sysvinit-core …)." rule:"package"`
+	APIVersion string             `yaml:"apiVersion" doc:"Always hardbake.dev/v1." required:"true" enum:"hardbake.dev/v1"`
+	Kind       string             `yaml:"kind" doc:"Always Profile." required:"true" enum:"Profile"`
+	Metadata   Metadata           `yaml:"metadata" required:"true"`
+	Updates    Updates            `yaml:"updates" doc:"System updates at first boot and afterwards."`
+	SSH        SSH                `yaml:"ssh" doc:"The OpenSSH server. Root login, password and keyboard-interactive login are always off."`
+	Admin      Admin              `yaml:"admin" doc:"The admin user that replaces root. Its name and keys come from the order."`
+	Firewall   Firewall           `yaml:"firewall" doc:"Default-deny inbound firewall for IPv4 and IPv6."`
+	Fail2ban   Fail2ban           `yaml:"fail2ban" doc:"Fail2ban bans hosts that fail to log in."`
+	Sysctl     Sysctl             `yaml:"sysctl" doc:"Kernel and network sysctl hardening."`
+	Edge       *edge.Policy       `yaml:"edge" doc:"The provider's network (edge) firewall: rules that mirror the host firewall, per provider (hardbake edge, GET /v1/orders/ID/edge)."`
+	Backup     *edge.BackupPolicy `yaml:"backup" doc:"The provider-side backup policy of every machine (automated backups, a snapshot once the machine is hardened)."`
+	Packages   []string           `yaml:"packages" doc:"Extra Debian packages to install at first boot: plain package names (no trailing - or ., =version, /release or :arch, which apt reads as other actions), and none that takes over a measure (firewalld, ufw, dropbear, sudo-ldap, sysvinit-core …)." rule:"package"`
 }
 
 // Metadata names the profile.

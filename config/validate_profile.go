@@ -135,6 +135,11 @@ func (p *Profile) setDefaults(src *Source) {
 func (p *Profile) validate(src *Source) error {
 	e := &errList{src: src}
 	applyRules(e, "", reflect.ValueOf(p).Elem())
+	// The edge sections validate themselves (package edge owns what each
+	// provider accepts); their issues name their key paths like ours.
+	for _, is := range append(p.Edge.Validate("edge"), p.Backup.Validate("backup")...) {
+		e.add(is.Origin.Path, "%s", is.Reason)
+	}
 
 	s := p.SSH
 	if !s.Port.Random {

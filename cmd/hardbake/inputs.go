@@ -17,6 +17,10 @@ import (
 
 // inputFlags are the flags render and iso share: profile, order, agent.
 type inputFlags struct {
+	// orderSrc is the order's source after compile: positions for
+	// diagnostics found after rendering (hardbake edge).
+	orderSrc *config.Source
+
 	profile     string
 	order       string
 	hostname    string
@@ -62,6 +66,7 @@ func (f *inputFlags) compile(e *env, fs *pflag.FlagSet) (*bake.Result, []bake.In
 	if err := config.Join(profErr, orderErr); err != nil {
 		return nil, nil, err
 	}
+	f.orderSrc = src
 	res, err := bake.Seed(bake.Request{
 		Profile: p, Order: order, Source: src, Overrides: ov, NetworkConfig: bool(f.netcfg),
 		Agent: bake.AgentRequest{Mode: f.agent, Arch: f.arch, Path: f.agentBinary, SearchDirs: bake.DefaultSearchDirs(), SHA256: f.agentSHA256},
