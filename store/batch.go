@@ -64,12 +64,20 @@ func (s *Store) enqueueCreate(ctx context.Context, n NewOrder) (CreateResult, er
 		return CreateResult{}, ErrClosed
 	}
 	req := &createReq{ctx: ctx, n: n, done: make(chan struct{})}
-	select {
-	case s.createQ <- req:
-	case <-s.stopped:
-		return CreateResult{}, ErrClosed
-	case <-ctx.Done():
-		return CreateResult{}, ctx.Err()
+	for queued := false; !queued; {
+		select {
+		case s.createQ <- req:
+			queued = true
+		case s.writeSem <- struct{}{}:
+			// A full queue may hold only creates whose callers gave
+			// up: nobody else would drain it.
+			s.writeCreateBatch()
+			<-s.writeSem
+		case <-s.stopped:
+			return CreateResult{}, ErrClosed
+		case <-ctx.Done():
+			return CreateResult{}, ctx.Err()
+		}
 	}
 	for {
 		select {

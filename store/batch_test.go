@@ -238,3 +238,33 @@ func TestCreateBatchConcurrent(t *testing.T) {
 		t.Fatalf("counts %v %v, want %d created", counts, err, workers/2*each)
 	}
 }
+
+// TestCreateQueueAbandoned: a queue full of creates whose callers all
+// gave up still lets the next create through (it drains them itself).
+func TestCreateQueueAbandoned(t *testing.T) {
+	s := openStore(t, Config{})
+	ctx := ctxT(t)
+	p := mustPutProfile(t, s, "web", "a: 1\n")
+	s.writeSem <- struct{}{}
+	cctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i := range createQueueLen {
+		wg.Go(func() {
+			if _, err := s.CreateOrder(cctx, newOrder(p, fmt.Sprintf("gone-%d", i), "h")); !errors.Is(err, context.Canceled) {
+				t.Errorf("gone-%d: err = %v, want context.Canceled", i, err)
+			}
+		})
+	}
+	waitQueued(t, s, createQueueLen)
+	cancel()
+	wg.Wait()
+	<-s.writeSem
+	tctx, tcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer tcancel()
+	if _, err := s.CreateOrder(tctx, newOrder(p, "next", "h")); err != nil {
+		t.Fatalf("create after abandoned queue: %v", err)
+	}
+	if counts, err := s.CountByStatus(ctx); err != nil || counts[StatusCreated] != 1 {
+		t.Fatalf("counts %v %v, want only the last order", counts, err)
+	}
+}
