@@ -19,7 +19,9 @@
 // migrates the schema. Every method runs in one transaction through a
 // single helper that retries, within Config.Retry, on busy, locked and
 // leader-change errors, and never on anything else; writes are serialized
-// inside the process. Errors the caller can act on wrap one of the
+// inside the process. Concurrent CreateOrder calls share a transaction
+// (group commit, batch.go): one raft round for several orders, each with
+// its own outcome. Errors the caller can act on wrap one of the
 // sentinel errors in errors.go (ErrNotFound, ErrConflict, ErrRevoked,
 // ErrReplay, ErrInvalidTransition, ErrInvalid ...).
 //

@@ -95,45 +95,64 @@ func (s *Store) CreateOrder(ctx context.Context, n NewOrder) (CreateResult, erro
 	if n.TokenHash == ([32]byte{}) {
 		return CreateResult{}, fmt.Errorf("%w: empty token hash", ErrInvalid)
 	}
-	var res CreateResult
-	err := s.tx(ctx, writeTx, func(tx *sql.Tx) error {
-		existing, err := getOrderBy(ctx, tx, "client_order_id", n.ClientOrderID)
-		switch {
-		case err == nil:
-			if existing.RequestSHA256 != n.RequestSHA256 {
-				return fmt.Errorf("client_order_id %q is order %s, created from a different request: %w",
-					n.ClientOrderID, existing.ID, ErrConflict)
-			}
-			res = CreateResult{Order: existing, Existed: existing.ID != n.ID}
-			return nil
-		case !errors.Is(err, ErrNotFound):
-			return err
-		}
-		if _, err := getProfile(ctx, tx, n.ProfileName, n.ProfileRevision); err != nil {
-			return err
-		}
-		o := Order{
-			ID: n.ID, ClientOrderID: n.ClientOrderID, RequestSHA256: n.RequestSHA256, Request: nonNil(n.Request),
-			Status: StatusCreated, ProfileName: n.ProfileName, ProfileRevision: n.ProfileRevision,
-			UserData: nonNil(n.UserData), MetaData: nonNil(n.MetaData), NetworkConfig: n.NetworkConfig, SeedISO: n.SeedISO,
-			TokenHash: n.TokenHash, ReportKey: n.ReportKey, CreatedAt: s.now().UTC(),
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO orders (id, client_order_id, request_sha256, request, status,
+	return s.enqueueCreate(ctx, n)
+}
+
+// createInTx writes one order inside a (possibly shared) write
+// transaction. The common case is one statement: the INSERT itself checks
+// that the profile revision exists and, by the UNIQUE client_order_id,
+// that the order is new. Only when it inserts nothing does a read find out
+// why. The error is an itemError when it concerns this order alone
+// (conflict, missing profile): the transaction stays good for the others.
+// Any other error is the statement's or the connection's and ends the
+// transaction.
+func (s *Store) createInTx(ctx context.Context, tx *sql.Tx, n NewOrder) (CreateResult, error) {
+	o := Order{
+		ID: n.ID, ClientOrderID: n.ClientOrderID, RequestSHA256: n.RequestSHA256, Request: nonNil(n.Request),
+		Status: StatusCreated, ProfileName: n.ProfileName, ProfileRevision: n.ProfileRevision,
+		UserData: nonNil(n.UserData), MetaData: nonNil(n.MetaData), NetworkConfig: n.NetworkConfig, SeedISO: n.SeedISO,
+		TokenHash: n.TokenHash, ReportKey: n.ReportKey, CreatedAt: s.now().UTC(),
+	}
+	// ON CONFLICT names client_order_id only: a clash on id or
+	// token_sha256 (random values) stays a constraint error.
+	r, err := tx.ExecContext(ctx, `INSERT INTO orders (id, client_order_id, request_sha256, request, status,
 profile_name, profile_revision, user_data, meta_data, network_config, seed_iso, token_sha256, report_key, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			o.ID, o.ClientOrderID, o.RequestSHA256[:], o.Request, string(o.Status),
-			o.ProfileName, o.ProfileRevision, o.UserData, o.MetaData, nullBytes(o.NetworkConfig), nullBytes(o.SeedISO),
-			o.TokenHash[:], o.ReportKey, o.CreatedAt.UnixNano())
-		if err != nil {
-			return fmt.Errorf("insert order %s: %w", o.ID, err)
-		}
-		res = CreateResult{Order: o}
-		return nil
-	})
+SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+WHERE EXISTS (SELECT 1 FROM profiles WHERE name = ? AND revision = ?)
+ON CONFLICT (client_order_id) DO NOTHING`,
+		o.ID, o.ClientOrderID, o.RequestSHA256[:], o.Request, string(o.Status),
+		o.ProfileName, o.ProfileRevision, o.UserData, o.MetaData, nullBytes(o.NetworkConfig), nullBytes(o.SeedISO),
+		o.TokenHash[:], o.ReportKey, o.CreatedAt.UnixNano(), o.ProfileName, o.ProfileRevision)
 	if err != nil {
+		return CreateResult{}, fmt.Errorf("insert order %s: %w", o.ID, err)
+	}
+	rows, err := r.RowsAffected()
+	if err != nil {
+		return CreateResult{}, fmt.Errorf("insert order %s: %w", o.ID, err)
+	}
+	if rows == 1 {
+		return CreateResult{Order: o}, nil
+	}
+	existing, err := getOrderBy(ctx, tx, "client_order_id", n.ClientOrderID)
+	switch {
+	case err == nil:
+		if existing.RequestSHA256 != n.RequestSHA256 {
+			return CreateResult{}, itemError{fmt.Errorf("client_order_id %q is order %s, created from a different request: %w",
+				n.ClientOrderID, existing.ID, ErrConflict)}
+		}
+		// Existed is false when the order is our own: a rerun after a
+		// commit whose acknowledgement was lost.
+		return CreateResult{Order: existing, Existed: existing.ID != n.ID}, nil
+	case !errors.Is(err, ErrNotFound):
 		return CreateResult{}, err
 	}
-	return res, nil
+	if _, err := getProfile(ctx, tx, n.ProfileName, n.ProfileRevision); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return CreateResult{}, itemError{err}
+		}
+		return CreateResult{}, err
+	}
+	return CreateResult{}, fmt.Errorf("insert order %s: no row inserted, none under client_order_id %q", o.ID, n.ClientOrderID)
 }
 
 func nullBytes(b []byte) any {

@@ -66,12 +66,22 @@ type Config struct {
 // "database is locked"), and every transaction is retried within
 // Config.Retry on busy, locked and leader-change errors.
 type Store struct {
-	app       *app.App
-	db        *sql.DB
-	log       *slog.Logger
-	retry     RetryPolicy
-	now       func() time.Time
-	writeSem  chan struct{} // one write transaction at a time
+	app      *app.App
+	db       *sql.DB
+	log      *slog.Logger
+	retry    RetryPolicy
+	now      func() time.Time
+	writeSem chan struct{} // one write transaction at a time
+	// createQ holds CreateOrder calls waiting to be written; whoever
+	// holds the write slot takes up to maxCreateBatch of them into one
+	// transaction (group commit, see batch.go).
+	createQ chan *createReq
+	// stopped is closed once Close holds the write slot: no batch runs
+	// after it, so a create still queued can only fail.
+	stopped chan struct{}
+	// batchHook, when set (tests only), is called with the size of each
+	// create batch before its transaction runs.
+	batchHook func(int)
 	closed    atomic.Bool
 	startKind StartKind
 	clusterID string
@@ -159,6 +169,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		retry:     cfg.Retry.withDefaults(),
 		now:       cfg.Now,
 		writeSem:  make(chan struct{}, 1),
+		createQ:   make(chan *createReq, createQueueLen),
+		stopped:   make(chan struct{}),
 		startKind: kind,
 		dir:       cfg.Dir,
 	}
@@ -243,6 +255,7 @@ func (s *Store) Close(ctx context.Context) error {
 	case s.writeSem <- struct{}{}:
 	case <-ctx.Done():
 	}
+	close(s.stopped)
 	dberr := s.db.Close()
 	aerr := s.app.Close()
 	if aerr != nil {

@@ -154,6 +154,11 @@ func (s *Store) tx(ctx context.Context, kind txKind, fn func(*sql.Tx) error) err
 			return ErrClosed
 		}
 	}
+	return s.runTx(ctx, fn)
+}
+
+// runTx is tx without the write slot: the caller holds it for a write.
+func (s *Store) runTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		err := s.txOnce(ctx, fn)
