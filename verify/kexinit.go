@@ -15,7 +15,7 @@ import (
 // Offer is what an SSH server offers in its identification line and its
 // first SSH_MSG_KEXINIT (RFC 4253 §7.1): the algorithms a client may pick.
 type Offer struct {
-	Banner   string   `json:"banner"`
+	Banner   string   `json:"banner,omitempty"`
 	Kex      []string `json:"kex"`
 	HostKey  []string `json:"host_key"`
 	Ciphers  []string `json:"ciphers"` // server to client (OpenSSH offers the same both ways)

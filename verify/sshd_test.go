@@ -70,7 +70,7 @@ func startSSHD(t *testing.T, config string) *testSSHD {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, typ := range []string{"ed25519", "rsa"} {
+	for _, typ := range []string{"ed25519", "rsa", "ecdsa"} { // ecdsa only where config names %DIR%/host_ecdsa
 		out, err := exec.Command(keygen, "-q", "-t", typ, "-N", "", "-f", filepath.Join(dir, "host_"+typ)).CombinedOutput()
 		if err != nil {
 			t.Fatalf("ssh-keygen: %v: %s", err, out)
@@ -93,7 +93,7 @@ func startSSHD(t *testing.T, config string) *testSSHD {
 	}
 	port := freePort(t)
 	// Crypto and auth settings come first: sshd keeps the first value.
-	cfg := config + fmt.Sprintf(`
+	cfg := strings.ReplaceAll(config, "%DIR%", dir) + fmt.Sprintf(`
 Port %d
 ListenAddress 127.0.0.1
 HostKey %s/host_ed25519
