@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"hardbake.dev/hardbake/internal/testtool"
+	"hardbake.dev/hardbake/verify/sshdtest"
 )
 
 var update = flag.Bool("update", false, "record the OpenSSH 9.2 offers in testdata/offers from the local sshd")
@@ -58,9 +59,9 @@ func sshdConfigs(t *testing.T) map[string]string {
 func TestRecordedOffers9_2(t *testing.T) {
 	for name, cfg := range sshdConfigs(t) {
 		t.Run(name, func(t *testing.T) {
-			s := startSSHD(t, cfg)
-			if !strings.HasPrefix(s.version, "SSH-2.0-OpenSSH_9.2") && !*update {
-				t.Skipf("local sshd is %s, the recordings are of 9.2", s.version)
+			s := sshdtest.Start(t, cfg)
+			if !strings.HasPrefix(s.Version, "SSH-2.0-OpenSSH_9.2") && !*update {
+				t.Skipf("local sshd is %s, the recordings are of 9.2", s.Version)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -210,7 +211,7 @@ func TestAuditAgreesWithSSHAudit(t *testing.T) {
 	cat := map[string]Category{"kex": Kex, "key": HostKey, "enc": Cipher, "mac": MAC}
 	for name, cfg := range sshdConfigs(t) {
 		t.Run(name, func(t *testing.T) {
-			s := startSSHD(t, cfg)
+			s := sshdtest.Start(t, cfg)
 			out, _ := exec.Command(tool, "-n", "-t", "20", "-p", strconv.Itoa(s.Port), "127.0.0.1").CombinedOutput()
 			theirs := map[string]string{}
 			var last string

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"hardbake.dev/hardbake/plan"
+	"hardbake.dev/hardbake/verify/sshdtest"
 )
 
 // checkWant is one check's expected status and a piece of its evidence.
@@ -18,7 +19,7 @@ type checkWant struct {
 
 func TestRunAgainstRealSSHD(t *testing.T) {
 	strict := renderedDropIn(t, "strict")
-	nothing := freePort(t) // no listener: port 22 for most cases
+	nothing := sshdtest.FreePort(t) // no listener: port 22 for most cases
 	tests := []struct {
 		name     string
 		config   string
@@ -112,8 +113,8 @@ func TestRunAgainstRealSSHD(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := startSSHD(t, tc.config)
-			openPort, probePort := freePort(t), freePort(t)
+			s := sshdtest.Start(t, tc.config)
+			openPort, probePort := sshdtest.FreePort(t), sshdtest.FreePort(t)
 			e := Expect{
 				SSHPort: s.Port, Admin: "root", Policy: tc.policy,
 				Firewall: tc.firewall, Open: []plan.Port{{Port: openPort, Proto: "tcp"}}, ProbePort: probePort,
