@@ -48,6 +48,7 @@ func runVerifyImage(e *env, args []string) error {
 	timeout := fs.Duration("timeout", 20*time.Minute, "wait this long for the agent's console line")
 	bootTimeout := fs.Duration("boot-timeout", 5*time.Minute, "wait this long for the kernel on the console")
 	memory := fs.Int("memory", 1024, "guest memory in `MiB`")
+	loginTimeout := fs.Duration("login-timeout", 3*time.Minute, "after the agent's line, wait this long for the key login")
 	if err := parse(e, fs, args); err != nil {
 		return err
 	}
@@ -68,8 +69,8 @@ func runVerifyImage(e *env, args []string) error {
 		return usagef("--initrd and --append need --kernel")
 	case *seed != "" && !strings.HasSuffix(strings.ToLower(*seed), ".iso"):
 		return usagef("--seed: %q is not an .iso (write one with `hardbake iso`)", *seed)
-	case *timeout <= 0 || *bootTimeout <= 0:
-		return usagef("--timeout and --boot-timeout must be positive")
+	case *timeout <= 0 || *bootTimeout <= 0 || *loginTimeout <= 0:
+		return usagef("--timeout, --boot-timeout and --login-timeout must be positive")
 	}
 	if err := checkFingerprints(c.known); err != nil {
 		return err
@@ -166,7 +167,7 @@ func runVerifyImage(e *env, args []string) error {
 	defer vm.Stop()
 
 	var rs verify.Results
-	agentLine, err := waitBoot(ctx, vm, 0, *bootTimeout, *timeout, exp.Report)
+	agentLine, err := waitBoot(ctx, e, vm, 0, *bootTimeout, *timeout, exp.Report)
 	if err != nil {
 		return err
 	}
@@ -174,7 +175,7 @@ func runVerifyImage(e *env, args []string) error {
 		rs = append(rs, agentConsoleResult(agentLine, ""))
 	}
 	target := verify.Target{Addr: vm.HostAddr, Forwarded: true, User: user, Signer: signer, Timeout: c.opTimeout}
-	opts := verify.Options{LoginWait: 3 * time.Minute, Progress: e.stderr, BanTest: c.banTest && !*reboot}
+	opts := verify.Options{LoginWait: *loginTimeout, Progress: e.stderr, BanTest: c.banTest && !*reboot}
 	rs = append(rs, verify.Run(ctx, target, exp, opts)...)
 	if *reboot && ctx.Err() == nil {
 		fmt.Fprintln(e.stderr, "verify: rebooting the guest")
@@ -195,18 +196,18 @@ func runVerifyImage(e *env, args []string) error {
 	if data, err := json.MarshalIndent(map[string]any{"checks": rs, "expect": exp, "console_log": vm.ConsoleLog}, "", "  "); err == nil {
 		_ = os.WriteFile(filepath.Join(work, "results.json"), append(data, '\n'), 0o644)
 	}
-	err = printResults(e, c.jsonOut, rs, map[string]any{"image": image, "seed": seedPath, "console_log": vm.ConsoleLog, "accel": vm.Accel, "boot": vm.Boot})
+	err = printResults(e, c.jsonOut, rs, map[string]any{"image": image, "seed": seedPath, "expect": exp, "console_log": vm.ConsoleLog, "accel": vm.Accel, "boot": vm.Boot})
 	ok = err == nil
 	return err
 }
 
 // waitBoot waits for the kernel, then (for a hardbake seed) the agent's
 // last console line; each failure is one line naming the console log.
-func waitBoot(ctx context.Context, vm *vmboot.VM, from int, bootTimeout, timeout time.Duration, agent bool) (string, error) {
+func waitBoot(ctx context.Context, e *env, vm *vmboot.VM, from int, bootTimeout, timeout time.Duration, agent bool) (string, error) {
 	if _, err := vm.WaitConsole(ctx, from, kernelRe, bootTimeout, "kernel start (\"Linux version\" on the console)"); err != nil {
 		return "", bootFailure("image does not boot", err)
 	}
-	fmt.Fprintf(os.Stderr, "verify: kernel up after %s\n", time.Since(vm.Start).Round(time.Second))
+	fmt.Fprintf(e.stderr, "verify: kernel up after %s\n", time.Since(vm.Start).Round(time.Second))
 	if !agent {
 		return "", nil
 	}
@@ -214,7 +215,7 @@ func waitBoot(ctx context.Context, vm *vmboot.VM, from int, bootTimeout, timeout
 	if err != nil {
 		return "", bootFailure("guest never reported", err)
 	}
-	fmt.Fprintf(os.Stderr, "verify: %s (%s after start)\n", agentText(l.Text), l.At.Sub(vm.Start).Round(time.Second))
+	fmt.Fprintf(e.stderr, "verify: %s (%s after start)\n", agentText(l.Text), l.At.Sub(vm.Start).Round(time.Second))
 	return l.Text, nil
 }
 
