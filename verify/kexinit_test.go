@@ -94,3 +94,17 @@ func FuzzParseKexInit(f *testing.F) {
 		}
 	})
 }
+
+func TestPlanFromUserData(t *testing.T) {
+	ud := "#cloud-config\nbootcmd:\n  - [sh, -c, 'script', hardbake-firstboot, seed, x, '{\"version\":1,\"profile\":\"p\",\"instance_id\":\"i\",\"ssh\":{\"port\":50022,\"drop_in\":{\"path\":\"/x\",\"content\":\"Port 50022\\n\",\"mode\":420,\"owner\":\"root:root\"},\"socket_drop_in\":{\"path\":\"\",\"content\":\"\",\"mode\":0,\"owner\":\"\"},\"expect\":{}},\"accounts\":{\"admin\":\"ops\",\"lock_root_password\":true}}', digest]\n"
+	pl, err := PlanFromUserData([]byte(ud))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pl.SSH.Port != 50022 || pl.Accounts.Admin != "ops" {
+		t.Errorf("got %+v", pl)
+	}
+	if _, err := PlanFromUserData([]byte("#cloud-config\nusers: [default]\n")); err == nil || !strings.Contains(err.Error(), "no hardbake plan") {
+		t.Errorf("plain user-data: %v", err)
+	}
+}
