@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -166,7 +167,12 @@ func runVerifyHost(e *env, args []string) error {
 	port := fs.Int("port", 0, "SSH `PORT` (default: the order's; required without --order)")
 	profile := fs.String("profile", "", "built-in profile `NAME` or profile FILE saying what to expect")
 	order := fs.String("order", "", "order `FILE` of the machine (its SSH port, admin, allowed ports)")
+	forwards := fs.StringArray("forwarded", nil, "`PORT=HOSTPORT`: the machine's PORT is reached at ADDRESS:HOSTPORT, as behind QEMU's hostfwd (repeatable; unlisted ports are unreachable)")
 	if err := parse(e, fs, args); err != nil {
+		return err
+	}
+	fwd, err := parseForwards(*forwards)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -184,7 +190,6 @@ func runVerifyHost(e *env, args []string) error {
 	}
 	var signer ssh.Signer
 	if c.identity != "" {
-		var err error
 		if signer, err = loadIdentity(c.identity); err != nil {
 			return err
 		}
@@ -237,7 +242,7 @@ func runVerifyHost(e *env, args []string) error {
 		}
 		c.user = defaultString(c.user, "admin")
 		ctx, cancel := signalContext()
-		exp, source = expectFromMachine(ctx, host, *port, c, signer)
+		exp, source = expectFromMachine(ctx, host, *port, fwd, c, signer)
 		cancel()
 	}
 	exp.KnownHostKeys = c.known
@@ -245,6 +250,13 @@ func runVerifyHost(e *env, args []string) error {
 	defer cancel()
 	fmt.Fprintf(e.stderr, "hardbake: verifying %s (ssh port %d, admin %s; expectations from %s)\n", host, exp.SSHPort, c.user, source)
 	t := verify.Target{Host: host, User: c.user, Signer: signer, Timeout: c.opTimeout}
+	if len(fwd) > 0 {
+		t.Forwarded = true
+		t.Addr = func(port int) (string, bool) {
+			hp, ok := fwd[port]
+			return net.JoinHostPort(host, strconv.Itoa(hp)), ok
+		}
+	}
 	rs := verify.Run(ctx, t, exp, verify.Options{BanTest: c.banTest, Progress: e.stderr})
 	if ctx.Err() != nil {
 		return fmt.Errorf("verify: interrupted")
@@ -270,17 +282,18 @@ func syntheticMachine(p *config.Profile, user string, port int) (*config.Machine
 // agent applied (/var/lib/hardbake/plan.json), read over SSH, when no
 // profile or order says them. Without a key or a plan, only what every
 // hardened machine shares is expected.
-func expectFromMachine(ctx context.Context, host string, port int, c commonVerifyFlags, signer ssh.Signer) (verify.Expect, string) {
+func expectFromMachine(ctx context.Context, host string, port int, fwd map[int]int, c commonVerifyFlags, signer ssh.Signer) (verify.Expect, string) {
 	generic := verify.Expect{SSHPort: port, Admin: c.user, Policy: verify.PolicyFromSSHD("compatible", ""),
 		Firewall: true, Fail2ban: true, KnownHostKeys: c.known}
 	generic.ProbePort = generic.PickProbePort(c.probePort)
 	if signer == nil {
 		return generic, "defaults (no --profile, --order or --identity)"
 	}
-	addr := host + ":" + strconv.Itoa(port)
-	if strings.Contains(host, ":") {
-		addr = "[" + host + "]:" + strconv.Itoa(port)
+	dial := port
+	if hp, ok := fwd[port]; ok {
+		dial = hp
 	}
+	addr := net.JoinHostPort(host, strconv.Itoa(dial))
 	s, err := verify.ConnectKey(ctx, addr, c.user, signer, c.opTimeout)
 	if err != nil {
 		return generic, "defaults (no --profile or --order; login to read the machine's plan failed)"
@@ -301,6 +314,21 @@ func expectFromMachine(ctx context.Context, host string, port int, c commonVerif
 		exp.SSHPort = port
 	}
 	return exp, "the machine's own plan (" + plan.PlanPath + ")"
+}
+
+// parseForwards reads --forwarded PORT=HOSTPORT pairs.
+func parseForwards(list []string) (map[int]int, error) {
+	m := map[int]int{}
+	for _, f := range list {
+		a, b, ok := strings.Cut(f, "=")
+		p, err1 := strconv.Atoi(a)
+		hp, err2 := strconv.Atoi(b)
+		if !ok || err1 != nil || err2 != nil || p < 1 || p > 65535 || hp < 1 || hp > 65535 {
+			return nil, usagef("--forwarded: %q is not PORT=HOSTPORT", f)
+		}
+		m[p] = hp
+	}
+	return m, nil
 }
 
 func defaultString(s, def string) string {
