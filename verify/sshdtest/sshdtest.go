@@ -94,7 +94,9 @@ func Start(t *testing.T, config string) *Server {
 		t.Fatal(err)
 	}
 	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))) + " sshdtest"
-	auth := fmt.Sprintf("environment=\"PATH=%s:/usr/sbin:/usr/bin:/sbin:/bin\" %s\n", bin, line)
+	// HOME too: root's own shell start-up files are not the test's (and
+	// can be slow).
+	auth := fmt.Sprintf("environment=\"PATH=%s:/usr/sbin:/usr/bin:/sbin:/bin\",environment=\"HOME=%s\" %s\n", bin, dir, line)
 	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), []byte(auth), 0o644); err != nil {
 		t.Fatal(err)
 	}
