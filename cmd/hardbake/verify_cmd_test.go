@@ -51,6 +51,7 @@ func TestVerifyUsage(t *testing.T) {
 		{[]string{"verify", "image", img, "--seed", "seed.img"}, `--seed: "seed.img" is not an .iso`},
 		{[]string{"verify", "image", img, "--initrd", "x"}, "--initrd and --append need --kernel"},
 		{[]string{"verify", "image", img, "--timeout", "0s"}, "must be positive"},
+		{[]string{"verify", "image", img, "--guestfwd", "tcp:10.0.2.100:80-cmd:a,b"}, "--guestfwd: want"},
 	}
 	for _, tc := range tests {
 		code, _, stderr := runCLI(t, tc.args...)

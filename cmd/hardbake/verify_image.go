@@ -41,6 +41,7 @@ func runVerifyImage(e *env, args []string) error {
 	keep := fs.String("keep", "", "keep the evidence (console log, seed, results) in `DIR`")
 	accel := fs.String("accel", "auto", "QEMU accelerator: kvm, tcg or auto (KVM when /dev/kvm works)")
 	netMode := fs.String("net", "restricted", "guest network: restricted (reaches nothing) or user (NAT to the host's networks, e.g. for package installs)")
+	guestFwd := fs.StringArray("guestfwd", nil, "QEMU guestfwd `RULE` (tcp:10.0.2.100:80-cmd:CMD): a service on the host the restricted guest may reach, e.g. an apt mirror (repeatable)")
 	timeout := fs.Duration("timeout", 20*time.Minute, "wait this long for the agent's console line")
 	bootTimeout := fs.Duration("boot-timeout", 5*time.Minute, "wait this long for the kernel on the console")
 	memory := fs.Int("memory", 1024, "guest memory in `MiB`")
@@ -65,6 +66,8 @@ func runVerifyImage(e *env, args []string) error {
 		return usagef("--initrd and --append need --kernel")
 	case *seed != "" && !strings.HasSuffix(strings.ToLower(*seed), ".iso"):
 		return usagef("--seed: %q is not an .iso (write one with `hardbake iso`)", *seed)
+	case len(*guestFwd) > 0 && !validGuestFwd(*guestFwd):
+		return usagef("--guestfwd: want tcp:ADDR:PORT-cmd:COMMAND or tcp:ADDR:PORT-tcp:HOST:PORT, without commas")
 	case *timeout <= 0 || *bootTimeout <= 0 || *loginTimeout <= 0:
 		return usagef("--timeout, --boot-timeout and --login-timeout must be positive")
 	}
@@ -154,7 +157,7 @@ func runVerifyImage(e *env, args []string) error {
 	defer cancel()
 	vm, err := vmboot.Boot(ctx, vmboot.Config{
 		Image: image, Seed: seedPath, Kernel: *kernel, Initrd: *initrd, Append: *appendLine,
-		Accel: *accel, Dir: work, Forward: exp.GuestPorts(), Net: *netMode, MemoryMiB: *memory,
+		Accel: *accel, Dir: work, Forward: exp.GuestPorts(), Net: *netMode, GuestFwd: *guestFwd, MemoryMiB: *memory,
 		Progress: e.stderr,
 	})
 	if err != nil {
@@ -195,6 +198,15 @@ func runVerifyImage(e *env, args []string) error {
 	err = printResults(e, c.jsonOut, rs, map[string]any{"image": image, "seed": seedPath, "expect": exp, "console_log": vm.ConsoleLog, "accel": vm.Accel, "boot": vm.Boot})
 	ok = err == nil
 	return err
+}
+
+func validGuestFwd(rules []string) bool {
+	for _, r := range rules {
+		if !strings.HasPrefix(r, "tcp:") || strings.Contains(r, ",") || !strings.Contains(r, "-") {
+			return false
+		}
+	}
+	return true
 }
 
 // waitBoot waits for the kernel, then (for a hardbake seed) the agent's

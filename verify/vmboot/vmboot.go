@@ -40,7 +40,11 @@ type Config struct {
 	// Net is "restricted" (default: the guest reaches nothing) or "user"
 	// (the guest reaches the host's networks through QEMU's NAT, e.g. to
 	// install packages).
-	Net       string
+	Net string
+	// GuestFwd are QEMU guestfwd rules ("tcp:10.0.2.100:80-cmd:…"): how a
+	// guest on the restricted network reaches a service the host provides
+	// (an apt mirror), as the e2e suite does.
+	GuestFwd  []string
 	MemoryMiB int
 	CPUs      int
 	// Firmware is a UEFI firmware file for -bios; "" searches the usual
@@ -228,6 +232,12 @@ func start(ctx context.Context, cfg Config, accel string) (*VM, error) {
 		}
 		v.Ports[gp] = hp
 		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", hp, gp)
+	}
+	for _, g := range cfg.GuestFwd {
+		if !strings.HasPrefix(g, "tcp:") || strings.Contains(g, ",") {
+			return nil, &BootError{Kind: KindSetup, Msg: fmt.Sprintf("guestfwd %q: want tcp:ADDR:PORT-… without commas", g)}
+		}
+		netdev += ",guestfwd=" + g
 	}
 	args := []string{
 		"-accel", accel, "-m", strconv.Itoa(cfg.MemoryMiB), "-smp", strconv.Itoa(cfg.CPUs),

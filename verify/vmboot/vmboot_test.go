@@ -152,7 +152,8 @@ func TestNeverReports(t *testing.T) {
 	fw := filepath.Join(t.TempDir(), "OVMF.fd")
 	_ = os.WriteFile(fw, []byte("fw"), 0o644)
 	image := rawImage(t, true)
-	v, err := Boot(context.Background(), Config{Image: image, Seed: seed, Firmware: fw, Dir: t.TempDir(), Forward: []int{50022, 22}, KVMCheck: noKVM})
+	v, err := Boot(context.Background(), Config{Image: image, Seed: seed, Firmware: fw, Dir: t.TempDir(), Forward: []int{50022, 22}, KVMCheck: noKVM,
+		GuestFwd: []string{"tcp:10.0.2.100:80-cmd:/bin/relay 127.0.0.1:8000"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +168,7 @@ func TestNeverReports(t *testing.T) {
 	v.Stop()
 	processGone(t, record)
 	args, _ := os.ReadFile(record + ".args")
-	for _, want := range []string{"-bios\n" + fw, "file=" + seed + ",if=ide,media=cdrom,readonly=on", "hostfwd=tcp:127.0.0.1:"} {
+	for _, want := range []string{"-bios\n" + fw, "file=" + seed + ",if=ide,media=cdrom,readonly=on", "hostfwd=tcp:127.0.0.1:", ",guestfwd=tcp:10.0.2.100:80-cmd:/bin/relay 127.0.0.1:8000"} {
 		if !strings.Contains(string(args), want) {
 			t.Errorf("qemu args lack %q:\n%s", want, args)
 		}
