@@ -6,9 +6,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -210,6 +212,32 @@ func Exec(ctx context.Context, c *ssh.Client, cmd string, timeout time.Duration)
 		_ = s.Signal(ssh.SIGKILL)
 		return stdout.String(), fmt.Errorf("%q: %w", short, ctx.Err())
 	}
+}
+
+// NewKeyFile makes a throwaway ed25519 key and writes its private half to
+// path (mode 0600, OpenSSH format) for `hardbake verify --identity`; it
+// returns the signer and the authorized_keys line.
+func NewKeyFile(path, comment string) (ssh.Signer, string, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, "", fmt.Errorf("generate ed25519 key: %w", err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, comment)
+	if err != nil {
+		return nil, "", fmt.Errorf("encode private key: %w", err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		return nil, "", fmt.Errorf("write private key: %w", err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil, "", fmt.Errorf("ssh signer: %w", err)
+	}
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
+	if comment != "" {
+		line += " " + comment
+	}
+	return signer, line, nil
 }
 
 // NewKey makes a throwaway ed25519 key; it returns the signer and the

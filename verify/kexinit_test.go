@@ -3,9 +3,12 @@ package verify
 import (
 	"bytes"
 	"encoding/binary"
+	"os"
 	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
 )
 
 func TestParseKexInit(t *testing.T) {
@@ -106,5 +109,27 @@ func TestPlanFromUserData(t *testing.T) {
 	}
 	if _, err := PlanFromUserData([]byte("#cloud-config\nusers: [default]\n")); err == nil || !strings.Contains(err.Error(), "no hardbake plan") {
 		t.Errorf("plain user-data: %v", err)
+	}
+}
+
+func TestNewKeyFile(t *testing.T) {
+	p := t.TempDir() + "/id"
+	signer, line, err := NewKeyFile(p, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ssh.ParsePrivateKey(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(back.PublicKey().Marshal(), signer.PublicKey().Marshal()) || !strings.HasSuffix(line, " c") {
+		t.Errorf("key file does not hold the signer's key (%s)", line)
+	}
+	if st, _ := os.Stat(p); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v", st.Mode())
 	}
 }
