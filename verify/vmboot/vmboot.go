@@ -603,7 +603,20 @@ func (v *VM) WaitConsole(ctx context.Context, from int, re *regexp.Regexp, timeo
 	}
 }
 
+// ansiRe matches terminal escape sequences (systemd colours its status).
+var ansiRe = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
+
+// clip makes console text printable on one line: no escape sequences or
+// control characters, at most n bytes.
 func clip(s string, n int) string {
+	s = ansiRe.ReplaceAllString(s, "")
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+	s = strings.TrimSpace(s)
 	if len(s) > n {
 		return s[:n] + "…"
 	}

@@ -233,3 +233,13 @@ func TestHasESP(t *testing.T) {
 		t.Error("hasESP")
 	}
 }
+
+func TestClip(t *testing.T) {
+	got := clip("\x1b[0;32m  OK  \x1b[0m] Started \x1b[0;1;39mjournald\x1b[0m\x1b[K", 100)
+	if got != "OK  ] Started journald" {
+		t.Errorf("clip: %q", got)
+	}
+	if got := clip("abcdef", 3); got != "abc…" {
+		t.Errorf("clip: %q", got)
+	}
+}
