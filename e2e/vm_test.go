@@ -239,6 +239,15 @@ func (v *vm) Exited() bool {
 	}
 }
 
+// Addr is HostAddr for package verify: false for a port not forwarded.
+func (v *vm) Addr(guestPort int) (string, bool) {
+	hp, ok := v.Ports[guestPort]
+	if !ok {
+		return "", false
+	}
+	return fmt.Sprintf("127.0.0.1:%d", hp), true
+}
+
 // HostAddr is 127.0.0.1:<host port> for a forwarded guest port.
 func (v *vm) HostAddr(guestPort int) string {
 	hp, ok := v.Ports[guestPort]
@@ -343,40 +352,4 @@ func (v *vm) qgaExec(ctx context.Context, timeout time.Duration, path string, ar
 		case <-time.After(300 * time.Millisecond):
 		}
 	}
-}
-
-// bannerOn dials a forwarded port and reports the SSH banner, if one
-// comes back within the timeout. With hostfwd the host side always accepts;
-// only a banner proves that sshd answered.
-func bannerOn(addr string, timeout time.Duration) (string, error) {
-	conn, err := net.DialTimeout("tcp", addr, timeout)
-	if err != nil {
-		return "", fmt.Errorf("dial %s: %w", addr, err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(timeout))
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if strings.HasPrefix(line, "SSH-") {
-		return strings.TrimSpace(line), nil
-	}
-	return "", fmt.Errorf("no SSH banner from %s (read %q: %v)", addr, line, err)
-}
-
-// httpOn sends an HTTP request through a forwarded port and returns the
-// status line, if any arrives within the timeout.
-func httpOn(addr string, timeout time.Duration) (string, error) {
-	conn, err := net.DialTimeout("tcp", addr, timeout)
-	if err != nil {
-		return "", fmt.Errorf("dial %s: %w", addr, err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(timeout))
-	if _, err := io.WriteString(conn, "GET / HTTP/1.0\r\n\r\n"); err != nil {
-		return "", fmt.Errorf("write %s: %w", addr, err)
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if strings.HasPrefix(line, "HTTP/") {
-		return strings.TrimSpace(line), nil
-	}
-	return "", fmt.Errorf("no HTTP answer from %s (read %q: %v)", addr, line, err)
 }

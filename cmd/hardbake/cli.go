@@ -44,6 +44,7 @@ func commands() []command {
 		{"render", "[flags] -o DIR|-", "render user-data and meta-data for one VPS", runRender},
 		{"iso", "[flags] -o FILE", "write a NoCloud seed (ISO, FAT or directory) with the agent on board", runISO},
 		{"edge", "--provider NAME [flags]", "print the provider's edge-firewall and backup API requests for one VPS", runEdge},
+		{"verify", "host ADDR | image IMAGE", "check a machine from outside, or boot an image with a seed under QEMU and check it", runVerify},
 		{"validate", "FILE...", "check profiles and orders without rendering", runValidate},
 		{"profiles", "[show NAME]", "list the built-in profiles, or print one", runProfiles},
 		{"schema", "[--format json|markdown]", "print the profile's JSON Schema or reference", runSchema},
