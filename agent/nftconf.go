@@ -1,14 +1,13 @@
 package agent
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 
@@ -47,11 +46,28 @@ type nlRule struct {
 	V4, V6 bool
 }
 
+// nftSet is an anonymous constant set; KeyType is nft's datatype number
+// (it decides how nft prints the elements), KeyLen its size in bytes.
 type nftSet struct {
-	KeyType  nftables.SetDatatype
-	Interval bool
-	Elements []nftables.SetElement
+	KeyType, KeyLen uint32
+	Interval        bool
+	Elements        []nftElem
 }
+
+// nftElem is a set element; End marks the address after an interval.
+type nftElem struct {
+	Key []byte
+	End bool
+}
+
+// nft's datatype numbers (src/datatype.h: TYPE_IPADDR, TYPE_IP6ADDR,
+// TYPE_ICMP_TYPE, TYPE_ICMP6_TYPE).
+const (
+	typeIPAddr    = 7
+	typeIP6Addr   = 8
+	typeICMPType  = 14
+	typeICMP6Type = 29
+)
 
 // loopbackIfindex is the kernel's fixed index of "lo" in every network
 // namespace (LOOPBACK_IFINDEX); nft resolves iif "lo" to it at load time.
@@ -294,10 +310,29 @@ func ctState(mask uint32) []expr.Any {
 	}
 }
 
+// prefix is an address (4 or 16 bytes) and a prefix length. The agent
+// parses addresses itself rather than with net/netip, which would add
+// about 50 KB (measured) to an agent already at its size budget; a fuzz
+// test holds this parser to net/netip.
+type prefix struct {
+	addr []byte
+	bits int
+	text string
+}
+
+// last is the prefix's last address: every host bit set.
+func (p prefix) last() []byte {
+	b := bytes.Clone(p.addr)
+	for i := p.bits; i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	return b
+}
+
 // addrMatch matches the source (or destination) address against a prefix
 // as nft does: a shorter load for a whole-byte prefix, else a mask.
-func addrMatch(pfx netip.Prefix, src bool) []expr.Any {
-	v4 := pfx.Addr().Is4()
+func addrMatch(pfx prefix, src bool) []expr.Any {
+	v4 := len(pfx.addr) == 4
 	off := uint32(24) // IPv6 daddr
 	switch {
 	case v4 && src:
@@ -307,28 +342,113 @@ func addrMatch(pfx netip.Prefix, src bool) []expr.Any {
 	case src:
 		off = 8
 	}
-	addr := pfx.Addr().AsSlice()
 	out := nfproto(v4)
-	if bits := pfx.Bits(); bits%8 == 0 {
-		return append(out, load(expr.PayloadBaseNetworkHeader, off, uint32(bits/8)), cmpEq(addr[:bits/8]))
+	n := uint32(len(pfx.addr))
+	if pfx.bits%8 == 0 {
+		return append(out, load(expr.PayloadBaseNetworkHeader, off, uint32(pfx.bits/8)), cmpEq(pfx.addr[:pfx.bits/8]))
 	}
-	mask := make([]byte, len(addr))
-	for i := range pfx.Bits() {
+	mask := make([]byte, n)
+	for i := range pfx.bits {
 		mask[i/8] |= 0x80 >> (i % 8)
 	}
-	return append(out, load(expr.PayloadBaseNetworkHeader, off, uint32(len(addr))),
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: uint32(len(addr)), Mask: mask, Xor: make([]byte, len(addr))},
-		cmpEq(pfx.Masked().Addr().AsSlice()))
+	return append(out, load(expr.PayloadBaseNetworkHeader, off, n),
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: n, Mask: mask, Xor: make([]byte, n)},
+		cmpEq(pfx.addr))
+}
+
+// parseAddr reads a dotted-quad IPv4 or an RFC 4291 IPv6 address (no
+// zone, no embedded IPv4).
+func parseAddr(s string) ([]byte, bool) {
+	if strings.Contains(s, ".") {
+		parts := strings.Split(s, ".")
+		if len(parts) != 4 {
+			return nil, false
+		}
+		out := make([]byte, 4)
+		for i, p := range parts {
+			v, err := strconv.ParseUint(p, 10, 8)
+			if err != nil || p == "" || (len(p) > 1 && p[0] == '0') {
+				return nil, false
+			}
+			out[i] = byte(v)
+		}
+		return out, true
+	}
+	head, tail, compressed := strings.Cut(s, "::")
+	if compressed && strings.Contains(tail, "::") {
+		return nil, false
+	}
+	groups := func(s string) ([]byte, bool) {
+		if s == "" {
+			return nil, true
+		}
+		var out []byte
+		for _, g := range strings.Split(s, ":") {
+			v, err := strconv.ParseUint(g, 16, 16)
+			if err != nil || g == "" || len(g) > 4 || g[0] == '+' {
+				return nil, false
+			}
+			out = append(out, byte(v>>8), byte(v))
+		}
+		return out, true
+	}
+	h, ok1 := groups(head)
+	t, ok2 := groups(tail)
+	switch {
+	case !ok1 || !ok2:
+		return nil, false
+	case compressed && len(h)+len(t) <= 14:
+		return append(append(h, make([]byte, 16-len(h)-len(t))...), t...), true
+	case !compressed && len(h) == 16:
+		return h, true
+	}
+	return nil, false
+}
+
+// parsePrefix reads ADDR or ADDR/BITS of the wanted family.
+func parsePrefix(s string, v4 bool) (prefix, error) {
+	a, bitsText, hasBits := strings.Cut(s, "/")
+	addr, ok := parseAddr(a)
+	if !ok {
+		return prefix{}, fmt.Errorf("bad source %q", s)
+	}
+	if (len(addr) == 4) != v4 {
+		return prefix{}, fmt.Errorf("source %q is of the other address family", s)
+	}
+	p := prefix{addr: addr, bits: len(addr) * 8, text: s}
+	if hasBits {
+		b, err := strconv.ParseUint(bitsText, 10, 8)
+		if err != nil || int(b) > len(addr)*8 || (len(bitsText) > 1 && bitsText[0] == '0') {
+			return prefix{}, fmt.Errorf("bad source %q", s)
+		}
+		p.bits = int(b)
+	}
+	if p.bits == 0 {
+		return prefix{}, fmt.Errorf("source %q matches everything", s)
+	}
+	if !bytes.Equal(maskTo(p.addr, p.bits), p.addr) {
+		return prefix{}, fmt.Errorf("source %q has host bits set", s)
+	}
+	return p, nil
+}
+
+// maskTo clears the host bits of addr.
+func maskTo(addr []byte, bits int) []byte {
+	b := bytes.Clone(addr)
+	for i := bits; i < len(b)*8; i++ {
+		b[i/8] &^= 0x80 >> (i % 8)
+	}
+	return b
 }
 
 func verdict(k expr.VerdictKind) *expr.Verdict { return &expr.Verdict{Kind: k} }
 
 func lookup() *expr.Lookup { return &expr.Lookup{SourceRegister: 1} }
 
-func typeSet(t nftables.SetDatatype, vals ...byte) *nftSet {
-	s := &nftSet{KeyType: t}
+func typeSet(t uint32, vals ...byte) *nftSet {
+	s := &nftSet{KeyType: t, KeyLen: 1}
 	for _, v := range vals {
-		s.Elements = append(s.Elements, nftables.SetElement{Key: []byte{v}})
+		s.Elements = append(s.Elements, nftElem{Key: []byte{v}})
 	}
 	return s
 }
@@ -362,7 +482,7 @@ func echoLimited(v4 bool, typ byte) []expr.Any {
 
 // fixedRules are the template's statements without parameters.
 func fixedRules() map[string]fixedRule {
-	linkLocal6 := netip.MustParsePrefix("fe80::/10")
+	linkLocal6 := prefix{addr: []byte{15: 0, 0: 0xfe, 1: 0x80}, bits: 10}
 	return map[string]fixedRule{
 		"ct state established,related accept": {exprs: func() []expr.Any {
 			return append(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), verdict(expr.VerdictAccept))
@@ -372,32 +492,32 @@ func fixedRules() map[string]fixedRule {
 		}},
 		`iif "lo" accept`: {exprs: func() []expr.Any { return append(iif(expr.CmpOpEq), verdict(expr.VerdictAccept)) }},
 		`iif != "lo" ip daddr 127.0.0.0/8 drop`: {exprs: func() []expr.Any {
-			return append(append(iif(expr.CmpOpNeq), addrMatch(netip.MustParsePrefix("127.0.0.0/8"), false)...), verdict(expr.VerdictDrop))
+			return append(append(iif(expr.CmpOpNeq), addrMatch(prefix{addr: []byte{127, 0, 0, 0}, bits: 8}, false)...), verdict(expr.VerdictDrop))
 		}},
 		`iif != "lo" ip6 daddr ::1 drop`: {exprs: func() []expr.Any {
-			return append(append(iif(expr.CmpOpNeq), addrMatch(netip.MustParsePrefix("::1/128"), false)...), verdict(expr.VerdictDrop))
+			return append(append(iif(expr.CmpOpNeq), addrMatch(prefix{addr: []byte{15: 1}, bits: 128}, false)...), verdict(expr.VerdictDrop))
 		}},
 		"icmp type { destination-unreachable, time-exceeded, parameter-problem } accept": {
 			exprs: func() []expr.Any { return icmpTypes(true, lookup(), verdict(expr.VerdictAccept)) },
-			set:   func() *nftSet { return typeSet(nftables.TypeICMPType, 3, 11, 12) },
+			set:   func() *nftSet { return typeSet(typeICMPType, 3, 11, 12) },
 		},
 		"icmp type echo-request limit rate 10/second burst 20 packets accept": {exprs: func() []expr.Any { return echoLimited(true, icmpEchoRequest) }},
 		"icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } accept": {
 			exprs: func() []expr.Any { return icmpTypes(false, lookup(), verdict(expr.VerdictAccept)) },
-			set:   func() *nftSet { return typeSet(nftables.TypeICMP6Type, 1, 2, 3, 4) },
+			set:   func() *nftSet { return typeSet(typeICMP6Type, 1, 2, 3, 4) },
 		},
 		"icmpv6 type { nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept": {
 			exprs: func() []expr.Any {
 				return icmpTypes(false, lookup(), load(expr.PayloadBaseNetworkHeader, 7, 1), cmpEq([]byte{255}), verdict(expr.VerdictAccept))
 			},
-			set: func() *nftSet { return typeSet(nftables.TypeICMP6Type, 134, 135, 136) },
+			set: func() *nftSet { return typeSet(typeICMP6Type, 134, 135, 136) },
 		},
 		"icmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } ip6 saddr fe80::/10 accept": {
 			exprs: func() []expr.Any {
 				m := addrMatch(linkLocal6, true)[2:] // nfproto is already matched
 				return append(icmpTypes(false, lookup()), append(m, verdict(expr.VerdictAccept))...)
 			},
-			set: func() *nftSet { return typeSet(nftables.TypeICMP6Type, 130, 131, 132, 143) },
+			set: func() *nftSet { return typeSet(typeICMP6Type, 130, 131, 132, 143) },
 		},
 		"icmpv6 type echo-request limit rate 10/second burst 20 packets accept": {exprs: func() []expr.Any { return echoLimited(false, icmp6EchoReq) }},
 		`ip6 saddr fe80::/10 udp sport 547 udp dport 546 accept comment "DHCPv6 replies"`: {exprs: func() []expr.Any {
@@ -459,33 +579,15 @@ func compileRule(line string) (nlRule, error) {
 	return r, nil
 }
 
-// parseSources reads "A, B/24, ..." of one family, as prefixes.
-func parseSources(list string, v4 bool) ([]netip.Prefix, error) {
-	var out []netip.Prefix
+// parseSources reads "A, B/24, ..." of one family.
+func parseSources(list string, v4 bool) ([]prefix, error) {
+	var out []prefix
 	for _, s := range strings.Split(list, ",") {
-		s = strings.TrimSpace(s)
-		var pfx netip.Prefix
-		var err error
-		if strings.Contains(s, "/") {
-			pfx, err = netip.ParsePrefix(s)
-		} else {
-			var a netip.Addr
-			a, err = netip.ParseAddr(s)
-			pfx = netip.PrefixFrom(a, a.BitLen())
+		p, err := parsePrefix(strings.TrimSpace(s), v4)
+		if err != nil {
+			return nil, err
 		}
-		switch {
-		case err != nil:
-			return nil, fmt.Errorf("bad source %q: %w", s, err)
-		case pfx.Addr().Zone() != "" || pfx.Addr().Is4In6():
-			return nil, fmt.Errorf("bad source %q", s)
-		case pfx.Addr().Is4() != v4:
-			return nil, fmt.Errorf("source %q is of the other address family", s)
-		case pfx.Bits() == 0:
-			return nil, fmt.Errorf("source %q matches everything", s)
-		case pfx.Masked() != pfx:
-			return nil, fmt.Errorf("source %q has host bits set", s)
-		}
-		out = append(out, pfx)
+		out = append(out, p)
 	}
 	return out, nil
 }
@@ -493,40 +595,44 @@ func parseSources(list string, v4 bool) ([]netip.Prefix, error) {
 // intervalSet builds the elements of an anonymous interval set the way
 // nft does: each range as its first address and the address after its
 // last (flagged as an end), an end element at zero when the first range
-// does not start there, sorted; overlapping ranges are refused.
-func intervalSet(srcs []netip.Prefix, v4 bool) (*nftSet, error) {
+// does not start there, sorted; overlapping or adjacent ranges (which nft
+// would merge) are refused.
+func intervalSet(srcs []prefix, v4 bool) (*nftSet, error) {
 	srcs = slices.Clone(srcs)
-	slices.SortFunc(srcs, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
-	t := nftables.TypeIPAddr
+	slices.SortFunc(srcs, func(a, b prefix) int { return bytes.Compare(a.addr, b.addr) })
+	s := &nftSet{KeyType: typeIPAddr, KeyLen: 4, Interval: true}
 	if !v4 {
-		t = nftables.TypeIP6Addr
+		s.KeyType, s.KeyLen = typeIP6Addr, 16
 	}
-	s := &nftSet{KeyType: t, Interval: true}
-	if !srcs[0].Addr().IsUnspecified() {
-		s.Elements = append(s.Elements, nftables.SetElement{Key: make([]byte, srcs[0].Addr().BitLen()/8), IntervalEnd: true})
+	if !bytes.Equal(srcs[0].addr, make([]byte, s.KeyLen)) {
+		s.Elements = append(s.Elements, nftElem{Key: make([]byte, s.KeyLen), End: true})
 	}
 	for i, p := range srcs {
-		if i > 0 && srcs[i-1].Overlaps(p) {
-			return nil, fmt.Errorf("sources %s and %s overlap", srcs[i-1], p)
+		if i > 0 {
+			prevEnd := s.Elements[len(s.Elements)-1]
+			switch c := bytes.Compare(prevEnd.Key, p.addr); {
+			case !prevEnd.End || c > 0:
+				return nil, fmt.Errorf("sources %s and %s overlap", srcs[i-1].text, p.text)
+			case c == 0:
+				return nil, fmt.Errorf("sources %s and %s are adjacent; write them as one prefix", srcs[i-1].text, p.text)
+			}
 		}
-		last := lastAddr(p)
-		if i > 0 && len(s.Elements) > 0 && s.Elements[len(s.Elements)-1].IntervalEnd && slices.Equal(s.Elements[len(s.Elements)-1].Key, p.Addr().AsSlice()) {
-			// adjacent to the previous range: nft refuses to split them, so merge
-			return nil, fmt.Errorf("sources %s and %s are adjacent; write them as one prefix", srcs[i-1], p)
-		}
-		s.Elements = append(s.Elements, nftables.SetElement{Key: p.Addr().AsSlice()})
-		if next := last.Next(); next.IsValid() {
-			s.Elements = append(s.Elements, nftables.SetElement{Key: next.AsSlice(), IntervalEnd: true})
+		s.Elements = append(s.Elements, nftElem{Key: p.addr})
+		if next, ok := nextAddr(p.last()); ok {
+			s.Elements = append(s.Elements, nftElem{Key: next, End: true})
 		}
 	}
 	return s, nil
 }
 
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
+// nextAddr adds one to an address; false when it wraps (the last address).
+func nextAddr(a []byte) ([]byte, bool) {
+	b := bytes.Clone(a)
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i]++
+		if b[i] != 0 {
+			return b, true
+		}
 	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
+	return nil, false
 }
