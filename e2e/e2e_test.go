@@ -669,6 +669,9 @@ func (g *guest) full(ctx context.Context) {
 		g.res.check("host keys are only those sshd serves (ed25519, rsa)", hostKeyTypes(rep, "ssh-ed25519", "ssh-rsa"))
 	}
 	g.res.Timings = computeTimings(g.vm.Start, g.vm.Lines(), journal, rep, g.port, false)
+	if g.sc.Image == noFirewallToolImage {
+		g.noFirewallToolFirstBoot(rep)
+	}
 	g.firewallChecks("")
 	g.res.check("ssh-audit: no [fail], no unexpected [warn]", g.sshAudit(ctx))
 	g.res.check("fail2ban active", g.fail2banActive())
@@ -683,6 +686,9 @@ func (g *guest) full(ctx context.Context) {
 	g.collect("-reboot")
 	g.res.check("after reboot: port 22 gives no SSH banner", g.noSSHOn22())
 	g.firewallChecks(" (after reboot)")
+	if g.sc.Image == noFirewallToolImage {
+		g.noFirewallToolAfterReboot()
+	}
 	g.res.check("after reboot: fail2ban active", g.fail2banActive())
 	if rep, err := g.report(); g.res.check("after reboot: report readable", err) {
 		g.res.check("after reboot: report still hardened", boolErr(rep.Result == plan.ResultHardened, "result="+rep.Result))
