@@ -181,8 +181,9 @@ func parsePortRule(line string) (portRule, bool) {
 	}
 	c, ok := strings.CutPrefix(rest, ` comment "`)
 	if c, ok2 := strings.CutSuffix(c, `"`); ok && ok2 {
-		for _, ch := range []byte(c) {
-			if !isIdent(string(ch|0x20)) && !strings.ContainsRune(" _.:/-0123456789", rune(ch)) {
+		// Comments render knows (e.g. "ssh"): letters, digits, " _.:/-".
+		for _, ch := range c {
+			if (ch < 'a' || ch > 'z') && (ch < 'A' || ch > 'Z') && (ch < '0' || ch > '9') && !strings.ContainsRune(" _.:/-", ch) {
 				return r, false
 			}
 		}
