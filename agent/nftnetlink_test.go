@@ -100,6 +100,7 @@ func TestParseNftConfErrors(t *testing.T) {
 		{"empty", "", "missing table"},
 		{"ip table", "table ip x {\n}\n", "nftables.conf:1: want `flush ruleset` or `table inet NAME {`"},
 		{"unknown statement", head + "\t\tmeta mark 1 accept\n" + tail, `nftables.conf:4: statement not supported over netlink: "meta mark 1 accept"`},
+		{"odd comment", head + "\t\ttcp dport 1 accept comment \"a$(b)\"\n" + tail, "statement not supported over netlink"},
 		{"port 0", head + "\t\ttcp dport 0 accept\n" + tail, "nftables.conf:4: port 0 out of range"},
 		{"port too big", head + "\t\ttcp dport 65536 accept\n" + tail, "port 65536 out of range"},
 		{"wrong family source", head + "\t\tip saddr { ::1 } tcp dport 1 accept\n" + tail, `source "::1" is of the other address family`},
