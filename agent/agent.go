@@ -41,6 +41,10 @@ type Agent struct {
 	// Err gets check's summary line (io.Discard when nil).
 	Err     io.Writer
 	Version string
+	// Netlink loads the ruleset itself when the image has neither nft nor
+	// iptables (Netlink{} on the machine); nil leaves the firewall waiting
+	// for the package.
+	Netlink NetlinkFirewall
 
 	// Wait bounds each poll loop (banner, fail2ban ping). 30 s when zero.
 	Wait time.Duration

@@ -55,6 +55,9 @@ type fakeMachine struct {
 	// sshdBroken makes a restarted sshd listen nowhere; with
 	// fixOnRollback it still works on 22 (the old config).
 	sshdBroken, fixOnRollback bool
+	// netlink is the agent's NetlinkFirewall (nil: none, the firewall
+	// waits for a tool).
+	netlink NetlinkFirewall
 }
 
 func newFake(t *testing.T) *fakeMachine {
@@ -119,7 +122,7 @@ func (m *fakeMachine) agent() *Agent {
 	return &Agent{
 		Root: Root{Dir: m.root}, Runner: m, Uptime: func() float64 { return m.uptime },
 		Banner: m.banner, Sleep: func(time.Duration) {}, Out: &strings.Builder{},
-		Version: "test", Wait: time.Millisecond,
+		Version: "test", Wait: time.Millisecond, Netlink: m.netlink,
 	}
 }
 

@@ -12,6 +12,9 @@ import (
 const (
 	backendNft = "nftables"
 	backendIPT = "iptables"
+	// backendNetlink: the agent itself loaded the ruleset over netlink,
+	// the image having neither tool (until the package arrives).
+	backendNetlink = "netlink"
 )
 
 // ruleset is a loaded firewall as read back from the kernel.
@@ -51,7 +54,7 @@ func (r *run) applyFirewall(final bool) (string, error) {
 		if final {
 			return plan.StatusFailed, err
 		}
-		return plan.StatusWaiting, err
+		return r.applyNetlink(err)
 	}
 	files, unit := r.firewallFiles(backend)
 	if allSame(r.Root, files) {
@@ -204,9 +207,43 @@ func (r *run) readFirewall(backend string) (ruleset, error) {
 	return rs, nil
 }
 
+// applyNetlink loads the planned ruleset over netlink when no firewall
+// tool is installed yet, so the default-deny rules are in place before
+// sshd starts. It writes no file: the package's nft takes over in the late
+// stage (nft -f, whose flush ruleset and new table are one transaction),
+// and only then is the ruleset made persistent. noTool says why netlink.
+func (r *run) applyNetlink(noTool error) (string, error) {
+	fw := r.plan.Firewall
+	if r.Netlink == nil || (fw.Backend != "" && fw.Backend != "auto" && fw.Backend != backendNft) {
+		return plan.StatusWaiting, noTool
+	}
+	prog, err := parseNftConf(fw.Nftables.Content)
+	if err != nil {
+		return plan.StatusWaiting, fmt.Errorf("%w; not loaded over netlink: %w", noTool, err)
+	}
+	if err := r.Netlink.Replace(prog); err != nil {
+		// e.g. a kernel without nf_tables: wait for the package as before.
+		return plan.StatusWaiting, fmt.Errorf("%w; %w", noTool, err)
+	}
+	r.rep.Firewall.Backend = backendNetlink
+	r.firewallApplied = true
+	if err := r.Netlink.Verify(prog); err != nil {
+		return r.rollbackFirewall(backendNetlink, nil, fmt.Errorf("netlink ruleset is not the planned one: %w", err))
+	}
+	r.setFirewallReport(prog.allowed())
+	return plan.StatusApplied, nil
+}
+
 // rollbackFirewall restores the previous files and reloads them; with no
 // previous ruleset it opens the firewall again rather than risk a lockout.
 func (r *run) rollbackFirewall(backend string, changed []string, cause error) (string, error) {
+	if backend == backendNetlink {
+		// Nothing was loaded before (no tool could have loaded it).
+		if err := r.Netlink.Flush(); err != nil {
+			return plan.StatusFailed, errOr(cause, "rollback: "+err.Error())
+		}
+		return plan.StatusRolledBack, errOr(cause, "ruleset removed")
+	}
 	for _, p := range changed {
 		if err := r.Root.Restore(p); err != nil {
 			return plan.StatusFailed, errOr(cause, "rollback: "+err.Error())
@@ -246,6 +283,9 @@ func (r *run) firewallFollowSSH(sshPort int) {
 		return
 	}
 	backend := r.firewallBackend()
+	if backend == "" && r.rep.Firewall.Backend == backendNetlink {
+		backend = backendNetlink
+	}
 	files, _ := r.firewallFiles(backend)
 	var ours []string
 	for _, f := range files {
@@ -267,10 +307,29 @@ func (r *run) checkFirewall() (string, error) {
 	backend := r.firewallBackend()
 	r.rep.Firewall.Backend = backend
 	if backend == "" {
-		return plan.StatusFailed, errors.New("no firewall tool installed")
+		return plan.StatusFailed, r.checkNetlink()
 	}
 	if err := r.verifyFirewall(backend); err != nil {
 		return plan.StatusFailed, err
 	}
 	return plan.StatusUnchanged, nil
+}
+
+// checkNetlink explains a check on a machine without a firewall tool: the
+// ruleset may still be loaded over netlink, but it is not persistent.
+func (r *run) checkNetlink() error {
+	err := errors.New("no firewall tool installed: the ruleset is not persistent")
+	if r.Netlink == nil {
+		return err
+	}
+	prog, perr := parseNftConf(r.plan.Firewall.Nftables.Content)
+	if perr != nil {
+		return fmt.Errorf("%w; %w", err, perr)
+	}
+	if verr := r.Netlink.Verify(prog); verr != nil {
+		return fmt.Errorf("%w; %w", err, verr)
+	}
+	r.rep.Firewall.Backend = backendNetlink
+	r.setFirewallReport(prog.allowed())
+	return fmt.Errorf("%w (loaded over netlink, as planned)", err)
 }

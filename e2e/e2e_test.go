@@ -562,6 +562,9 @@ func (g *guest) full(ctx context.Context) {
 		g.res.check("host keys are only those sshd serves (ed25519, rsa)", hostKeyTypes(rep, "ssh-ed25519", "ssh-rsa"))
 	}
 	g.res.Timings = computeTimings(g.vm.Start, g.vm.Lines(), journal, rep, g.port, false)
+	if g.sc.Image == noFirewallToolImage {
+		g.noFirewallToolFirstBoot(rep)
+	}
 	g.outside(ctx, "", verify.Options{})
 	// The real ssh-audit, beside verify's own audit: the two must agree.
 	g.res.check("ssh-audit: no [fail], no unexpected [warn]", g.sshAudit(ctx))
@@ -573,6 +576,9 @@ func (g *guest) full(ctx context.Context) {
 	}
 	g.collect("-reboot")
 	g.res.check("after reboot: host key unchanged", sameKey(firstKey, g.hostKey))
+	if g.sc.Image == noFirewallToolImage {
+		g.noFirewallToolAfterReboot()
+	}
 	g.outside(ctx, " (after reboot)", verify.Options{BanTest: true})
 }
 

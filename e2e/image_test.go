@@ -19,7 +19,7 @@ import (
 )
 
 // recipeVersion is folded into every cache key; bump it to force rebuilds.
-const recipeVersion = "e2e-image-v3"
+const recipeVersion = "e2e-image-v4"
 
 // debianMirror is where the host fetches Debian packages to build the
 // images and the test mirror (this machine's apt sources). Guests never see it.
@@ -60,6 +60,14 @@ var baseInclude = []string{
 	"linux-image-amd64", "initramfs-tools", "sudo", "python3", "procps",
 	"less", "ca-certificates",
 }
+
+// noFirewallTool purges nftables from the tree and checks that no
+// firewall tool is left (iptables is not in the recipe).
+const noFirewallTool = `set -e
+chroot "$1" dpkg --purge nftables
+for t in nft iptables iptables-restore ip6tables-restore; do
+	if chroot "$1" sh -c "command -v $t" >/dev/null; then echo "$t still installed" >&2; exit 1; fi
+done`
 
 func releases() []release {
 	bookwormInc := append(append([]string{}, baseInclude...), "nftables")
@@ -106,6 +114,12 @@ ln -sf /etc/systemd/system/e2e-porttaken.socket "$1/etc/systemd/system/sockets.t
 					Undo:  `set -e; chroot "$1" systemctl disable ssh.socket; chroot "$1" systemctl enable ssh.service`,
 				},
 				{Name: "bookworm-porttaken", Tweak: portTaken, Undo: portTakenUndo},
+				// A provider image without any firewall tool: nftables
+				// purged (its conffile too), iptables never installed. The
+				// kernel still has nf_tables; only userspace is missing.
+				// Keep it last: the purge is not undone (the next variant
+				// would need the network to reinstall it).
+				{Name: "bookworm-nofw", Tweak: noFirewallTool},
 			},
 		},
 		{
@@ -142,6 +156,9 @@ echo "deb %[1]s %[2]s main" >"$root/etc/apt/sources.list"
 mkdir -p "$root/var/tmp/e2e-pool/partial"
 chroot "$root" apt-get -q -y -o APT::Install-Recommends=true \
   -o Dir::Cache::archives=/var/tmp/e2e-pool/ install --download-only %[3]s
+# nftables is in the image, so install --download-only skips it; the
+# bookworm-nofw variant purges it and installs it again from the mirror.
+chroot "$root" sh -c 'cd /var/tmp/e2e-pool && apt-get -q download nftables'
 rm -rf "$root/var/tmp/e2e-pool/partial" "$root/var/tmp/e2e-pool/lock"
 rm -f "$root/etc/resolv.conf"
 `, debianMirror, codename, strings.Join(profilePackages, " "))

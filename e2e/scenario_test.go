@@ -52,6 +52,9 @@ func scenarios() []scenario {
 		{Name: "bookworm", Image: "bookworm", Kind: "full"},
 		{Name: "bookworm-socket", Image: "bookworm-socket", Kind: "full"},
 		{Name: "trixie", Image: "trixie", Kind: "full"},
+		// Neither nft nor iptables until the package phase: the agent
+		// loads the ruleset over netlink (issue 13).
+		{Name: "bookworm-nofw", Image: noFirewallToolImage, Kind: "full"},
 		{Name: "reference", Image: "bookworm", Kind: "reference", SSHPort: 50022},
 		{Name: "fault-sshd-rejected", Image: "bookworm", Kind: "fault-sshd"},
 		// No mirror, no download: the agent travels inside user-data.

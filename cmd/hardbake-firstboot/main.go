@@ -77,6 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Out:     stdout,
 		Err:     stderr,
 		Version: stamp.Version(version),
+		Netlink: agent.Netlink{},
 	}
 	// Each command (ExecRunner) and each poll loop is bounded inside the agent.
 	// A run that cannot start still leaves a report and prints the FAILED
