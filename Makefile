@@ -10,7 +10,7 @@ FUZZTIME  ?= 5s
 # Re-run .ci/deps whenever it changes.
 DEPS_STAMP := .cache/deps-$(shell sha256sum .ci/deps | cut -c1-16)
 
-.PHONY: all build cli agent test unit fuzz vet demo bench e2e deps clean deb deb-test
+.PHONY: all build cli agent hardbaked test unit fuzz vet demo bench e2e deps clean deb deb-test
 
 all: build
 
@@ -19,10 +19,15 @@ $(DEPS_STAMP): .ci/deps
 	bash .ci/deps
 	mkdir -p .cache && touch $@
 
-build: cli agent
+build: cli agent hardbaked
 
 cli:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN)/hardbake ./cmd/hardbake
+
+# The order service links libdqlite through cgo (Debian 12: libdqlite-dev);
+# -tags libsqlite3 uses the system SQLite instead of bundling a second one.
+hardbaked:
+	CGO_ENABLED=1 $(GO) build -tags libsqlite3 -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN)/hardbaked ./cmd/hardbaked
 
 # The agent for both architectures, static and stripped; sizes printed beside
 # a stripped hello-world built the same way in the same run.

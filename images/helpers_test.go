@@ -157,3 +157,22 @@ func checkExtracted(t testing.TB, dir string, w map[string]want, checkModes bool
 		}
 	}
 }
+
+// writeSeed builds an ISO or VFAT seed in memory and stores it at path (a
+// new file) for the real tools to read. Writing seeds safely is package
+// bake's job and is tested there.
+func writeSeed(format Format, path string, files []File) error {
+	img, err := Build(format, files)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := img.CopyTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -10,16 +10,15 @@
 //   - VFAT: FAT32 labelled "CIDATA", for platforms that only attach disks.
 //   - Dir: a plain directory, to be served over HTTP for NoCloud-Net.
 //
-// Every writer is reproducible: the same files give byte-identical output,
+// Every builder is reproducible: the same files give byte-identical output,
 // whatever the clock, time zone, umask or user that builds them.
 package images
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -74,6 +73,11 @@ type File struct {
 // and the output reproducible. A function, not a variable, so nothing can
 // change it at run time.
 func fixedTime() time.Time { return time.Date(2000, time.January, 1, 0, 0, 0, 0, time.UTC) }
+
+// FixedTime is the timestamp every seed records for its files and volume;
+// a seed directory's files carry it too, so it does not depend on when
+// it was built.
+func FixedTime() time.Time { return fixedTime() }
 
 // maxNameLen bounds file names well inside the limits of Rock Ridge NM
 // entries, FAT long names and ext4, so a name valid for one format is valid
@@ -164,95 +168,48 @@ func prepare(files []File) ([]File, error) {
 	return out, nil
 }
 
-// Write builds a seed of the given format at path.
-//
-// The seed is built in a temporary file or directory next to path, synced
-// and renamed into place, so path either keeps its previous content or
-// holds the complete new seed; on error no temporary is left behind. Image
-// files are created with mode 0600 (they carry user-data, which may hold
-// secrets). A Dir seed is a 0700 directory holding the files with their
-// modes; an existing directory at path is only replaced if it looks like an
-// earlier seed (regular files only, including meta-data), so a mistyped
-// path cannot wipe unrelated data.
-func Write(format Format, path string, files []File) error {
-	if path == "" {
-		return errors.New("write seed: empty output path")
-	}
-	// Exact match only: Write takes the constants, ParseFormat is where
+// Validate checks a seed's files as every format needs them (flat, safe
+// names, no case-insensitive duplicates, permission bits only, user-data
+// and meta-data present) and returns a copy sorted by name with modes
+// defaulted. A Dir seed is exactly this list; writing it to a directory is
+// the caller's business (package bake does it safely).
+func Validate(files []File) ([]File, error) { return prepare(files) }
+
+// Build builds an ISO or VFAT seed in memory. Nothing is written to the
+// output's file system: the caller decides where the bytes go (a file,
+// an HTTP response). The ISO format still uses a private workspace
+// directory in the system temp dir for the duration of the call (go-diskfs
+// packs from one) and removes it before returning.
+func Build(format Format, files []File) (*Image, error) {
+	// Exact match only: Build takes the constants, ParseFormat is where
 	// user spellings are accepted.
-	var build func(string, []File) error
+	var build func(*Image, []File) error
 	switch format {
 	case ISO:
-		build = func(p string, fl []File) error { return writeImageFile(p, fl, buildISO) }
+		build = buildISO
 	case VFAT:
-		build = func(p string, fl []File) error { return writeImageFile(p, fl, buildVFAT) }
+		build = buildVFAT
 	case Dir:
-		build = writeDir
+		return nil, errors.New("build seed: a dir seed is a set of files, not an image (use Validate)")
 	default:
-		return fmt.Errorf("write seed %s: unknown format %q: allowed values are %s", path, format, allowedList())
+		return nil, fmt.Errorf("build seed: unknown format %q: allowed values are %s", format, allowedList())
 	}
 	canon, err := prepare(files)
 	if err != nil {
-		return fmt.Errorf("write %s seed %s: %w", format, path, err)
+		return nil, fmt.Errorf("build %s seed: %w", format, err)
 	}
-	if err := build(path, canon); err != nil {
-		return fmt.Errorf("write %s seed %s: %w", format, path, err)
+	img := newImage()
+	if err := build(img, canon); err != nil {
+		return nil, fmt.Errorf("build %s seed: %w", format, err)
 	}
-	return nil
+	return img, nil
 }
 
-// writeImageFile creates a temporary file next to path, lets build fill
-// it, syncs it and renames it over path.
-func writeImageFile(path string, files []File, build func(*os.File, []File) error) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	// CreateTemp opens with 0600, which is what we want for user-data.
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+// Encode builds an ISO or VFAT seed and writes it to w.
+func Encode(w io.Writer, format Format, files []File) (int64, error) {
+	img, err := Build(format, files)
 	if err != nil {
-		return fmt.Errorf("create temporary image: %w", err)
+		return 0, err
 	}
-	tmpName := tmp.Name()
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmpName)
-		}
-	}()
-	// Enforce 0600 even if CreateTemp's behaviour or the umask changes.
-	if err = tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("chmod temporary image: %w", err)
-	}
-	if err = build(tmp, files); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("sync image: %w", err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("close image: %w", err)
-	}
-	if err = os.Rename(tmpName, path); err != nil {
-		return fmt.Errorf("rename image into place: %w", err)
-	}
-	// Sync the directory so the rename itself survives a crash.
-	if serr := syncDir(dir); serr != nil {
-		return serr
-	}
-	return nil
-}
-
-// syncDir fsyncs a directory so that entries created or renamed in it are
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open directory %s for sync: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
+	return img.WriteTo(w)
 }

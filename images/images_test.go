@@ -2,10 +2,10 @@ package images
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -41,10 +41,10 @@ func base(extra ...File) []File {
 	}, extra...)
 }
 
-// TestWriteRejectsAndLeavesNothing checks validation for every format, and
-// that a failed Write leaves neither the output nor a temporary behind
-// (including go-diskfs's ISO workspace, which lives in TMPDIR).
-func TestWriteRejectsAndLeavesNothing(t *testing.T) {
+// TestBuildRejectsAndLeavesNothing checks validation for every format,
+// and that a failed Build leaves nothing in TMPDIR (where go-diskfs's ISO
+// workspace lives).
+func TestBuildRejectsAndLeavesNothing(t *testing.T) {
 	invalid := []struct {
 		name  string
 		files []File
@@ -72,14 +72,14 @@ func TestWriteRejectsAndLeavesNothing(t *testing.T) {
 			t.Run(string(format)+"/"+tc.name, func(t *testing.T) {
 				tmp := t.TempDir()
 				t.Setenv("TMPDIR", tmp)
-				dir := t.TempDir()
-				path := filepath.Join(dir, "seed")
-				err := Write(format, path, tc.files)
-				if err == nil || !strings.Contains(err.Error(), tc.msg) {
-					t.Fatalf("Write error %v, want one containing %q", err, tc.msg)
+				var err error
+				if format == Dir {
+					_, err = Validate(tc.files)
+				} else {
+					_, err = Build(format, tc.files)
 				}
-				if got := listDir(t, dir); len(got) != 0 {
-					t.Errorf("leftovers in output directory: %v", got)
+				if err == nil || !strings.Contains(err.Error(), tc.msg) {
+					t.Fatalf("error %v, want one containing %q", err, tc.msg)
 				}
 				if got := listDir(t, tmp); len(got) != 0 {
 					t.Errorf("leftovers in TMPDIR: %v", got)
@@ -89,89 +89,24 @@ func TestWriteRejectsAndLeavesNothing(t *testing.T) {
 	}
 }
 
-// TestWriteFailureKeepsPrevious: a failing Write over an existing seed
-// leaves it byte for byte as it was, with no temporary beside it.
-func TestWriteFailureKeepsPrevious(t *testing.T) {
-	for _, format := range []Format{ISO, VFAT} {
-		t.Run(string(format), func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "seed")
-			if err := Write(format, path, base()); err != nil {
-				t.Fatal(err)
-			}
-			before, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := Write(format, path, base(File{Name: "../evil"})); err == nil {
-				t.Fatal("invalid Write succeeded")
-			}
-			after, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(before, after) {
-				t.Error("previous seed changed by a failed Write")
-			}
-			if got := listDir(t, dir); len(got) != 1 {
-				t.Errorf("output directory holds %v, want only the seed", got)
-			}
-		})
-	}
-}
-
-// TestBuildFailureCleansUp injects failures after the temporary exists:
-// a failing builder, and go-diskfs's workspace not being creatable.
-func TestBuildFailureCleansUp(t *testing.T) {
-	files, err := prepare(base())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Run("builder error", func(t *testing.T) {
-		dir := t.TempDir()
-		boom := errors.New("boom")
-		err := writeImageFile(filepath.Join(dir, "seed.iso"), files, func(f *os.File, _ []File) error {
-			if _, err := f.WriteString("partial"); err != nil {
-				t.Fatal(err)
-			}
-			return boom
-		})
-		if !errors.Is(err, boom) {
-			t.Fatalf("error %v, want boom", err)
-		}
-		if got := listDir(t, dir); len(got) != 0 {
-			t.Errorf("leftovers: %v", got)
-		}
-	})
+// TestBuildFailures: go-diskfs's workspace not being creatable, and
+// formats Build does not make.
+func TestBuildFailures(t *testing.T) {
 	t.Run("no ISO workspace", func(t *testing.T) {
 		t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "missing"))
-		dir := t.TempDir()
-		if err := Write(ISO, filepath.Join(dir, "seed.iso"), base()); err == nil {
-			t.Fatal("Write succeeded without a workspace")
-		}
-		if got := listDir(t, dir); len(got) != 0 {
-			t.Errorf("leftovers: %v", got)
-		}
-	})
-	t.Run("missing output directory", func(t *testing.T) {
-		dir := t.TempDir()
-		for _, format := range []Format{ISO, VFAT, Dir} {
-			if err := Write(format, filepath.Join(dir, "no", "seed"), base()); err == nil {
-				t.Errorf("%s: Write into a missing directory succeeded", format)
-			}
-		}
-		if got := listDir(t, dir); len(got) != 0 {
-			t.Errorf("leftovers: %v", got)
+		if _, err := Build(ISO, base()); err == nil || !strings.Contains(err.Error(), "workspace") {
+			t.Fatalf("Build without a workspace: %v", err)
 		}
 	})
 	t.Run("unknown format", func(t *testing.T) {
-		dir := t.TempDir()
-		err := Write(Format("ISO"), filepath.Join(dir, "seed"), base())
+		_, err := Build(Format("ISO"), base())
 		if err == nil || !strings.Contains(err.Error(), "allowed values") {
 			t.Fatalf("error %v, want one naming the allowed values", err)
 		}
-		if got := listDir(t, dir); len(got) != 0 {
-			t.Errorf("leftovers: %v", got)
+	})
+	t.Run("dir", func(t *testing.T) {
+		if _, err := Build(Dir, base()); err == nil {
+			t.Fatal("Build(Dir) made an image")
 		}
 	})
 }
@@ -180,7 +115,7 @@ func TestBuildFailureCleansUp(t *testing.T) {
 func TestISOWorkspaceRemoved(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
-	if err := Write(ISO, filepath.Join(t.TempDir(), "seed.iso"), sampleFiles()); err != nil {
+	if _, err := Build(ISO, sampleFiles()); err != nil {
 		t.Fatal(err)
 	}
 	if got := listDir(t, tmp); len(got) != 0 {
@@ -188,70 +123,81 @@ func TestISOWorkspaceRemoved(t *testing.T) {
 	}
 }
 
-func TestDirReplace(t *testing.T) {
-	tests := []struct {
-		name    string
-		setup   func(t *testing.T, path string)
-		wantErr string
-	}{
-		{"new", func(*testing.T, string) {}, ""},
-		{"empty directory", func(t *testing.T, p string) { mkdir(t, p) }, ""},
-		{"earlier seed", func(t *testing.T, p string) {
-			mkdir(t, p)
-			writeFile(t, filepath.Join(p, "meta-data"))
-			writeFile(t, filepath.Join(p, "stale-file"))
-		}, ""},
-		{"unrelated directory", func(t *testing.T, p string) {
-			mkdir(t, p)
-			writeFile(t, filepath.Join(p, "precious"))
-		}, "refusing"},
-		{"directory with subdirectory", func(t *testing.T, p string) {
-			mkdir(t, p)
-			writeFile(t, filepath.Join(p, "meta-data"))
-			mkdir(t, filepath.Join(p, "sub"))
-		}, "refusing"},
-		{"regular file", func(t *testing.T, p string) { writeFile(t, p) }, "not a directory"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			parent := t.TempDir()
-			path := filepath.Join(parent, "seed")
-			tc.setup(t, path)
-			before := listDir(t, parent)
-			err := Write(Dir, path, base())
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want %q", err, tc.wantErr)
-				}
-				if got := listDir(t, parent); strings.Join(got, ",") != strings.Join(before, ",") {
-					t.Errorf("parent changed: %v -> %v", before, got)
-				}
-				return
-			}
+// TestImageForms: the streamed, flat and sparse-file forms of one image
+// hold the same bytes, and the file form keeps FAT's unwritten pages as
+// holes.
+func TestImageForms(t *testing.T) {
+	for _, format := range []Format{ISO, VFAT} {
+		t.Run(string(format), func(t *testing.T) {
+			img, err := Build(format, sampleFiles())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := listDir(t, path); strings.Join(got, ",") != "meta-data,user-data" {
-				t.Errorf("seed holds %v", got)
+			flat := img.Bytes()
+			if int64(len(flat)) != img.Size() {
+				t.Fatalf("Bytes: %d bytes, Size %d", len(flat), img.Size())
 			}
-			if got := listDir(t, parent); len(got) != 1 {
-				t.Errorf("leftovers beside the seed: %v", got)
+			var buf bytes.Buffer
+			n, err := img.WriteTo(&buf)
+			if err != nil || n != img.Size() || !bytes.Equal(buf.Bytes(), flat) {
+				t.Fatalf("WriteTo: %d bytes, %v; equal %v", n, err, bytes.Equal(buf.Bytes(), flat))
+			}
+			var enc bytes.Buffer
+			if _, err := Encode(&enc, format, sampleFiles()); err != nil || !bytes.Equal(enc.Bytes(), flat) {
+				t.Fatalf("Encode differs from Build (%v)", err)
+			}
+			path := filepath.Join(t.TempDir(), "seed")
+			if err := writeSeed(format, path, sampleFiles()); err != nil {
+				t.Fatal(err)
+			}
+			onDisk, err := os.ReadFile(path)
+			if err != nil || !bytes.Equal(onDisk, flat) {
+				t.Fatalf("CopyTo file differs (%v)", err)
+			}
+			if format == VFAT {
+				var st syscall.Stat_t
+				if err := syscall.Stat(path, &st); err != nil {
+					t.Fatal(err)
+				}
+				if used := st.Blocks * 512; used >= img.Size()/2 {
+					t.Errorf("FAT seed file uses %d bytes on disk for %d: not sparse", used, img.Size())
+				}
 			}
 		})
 	}
 }
 
-func mkdir(t *testing.T, p string) {
-	t.Helper()
-	if err := os.Mkdir(p, 0o755); err != nil {
-		t.Fatal(err)
+// TestImageReadWriteAt checks the sparse store against a flat reference
+// across page boundaries, holes, truncation and reads past the end.
+func TestImageReadWriteAt(t *testing.T) {
+	img := newImage()
+	var ref []byte
+	write := func(off int, data []byte) {
+		if _, err := img.WriteAt(data, int64(off)); err != nil {
+			t.Fatal(err)
+		}
+		if end := off + len(data); end > len(ref) {
+			ref = append(ref, make([]byte, end-len(ref))...)
+		}
+		copy(ref[off:], data)
 	}
-}
-
-func writeFile(t *testing.T, p string) {
-	t.Helper()
-	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
+	write(10, bytes.Repeat([]byte{1}, 5000))
+	write(3*imagePage-7, bytes.Repeat([]byte{2}, 20))
+	write(9*imagePage+1, []byte{3})
+	img.truncate(4 * imagePage)
+	ref = ref[:4*imagePage]
+	img.truncate(6 * imagePage)
+	ref = append(ref, make([]byte, 2*imagePage)...)
+	if got := img.Bytes(); !bytes.Equal(got, ref) {
+		t.Fatalf("image differs from reference at %d", firstDiff(got, ref))
+	}
+	p := make([]byte, 100)
+	n, err := img.ReadAt(p, img.Size()-40)
+	if n != 40 || err == nil {
+		t.Errorf("read across the end: %d, %v; want 40, EOF", n, err)
+	}
+	if _, err := img.ReadAt(p, img.Size()); err == nil {
+		t.Error("read at the end: no EOF")
 	}
 }
 
@@ -290,7 +236,7 @@ func TestVFATSizing(t *testing.T) {
 func TestVFATLargeFile(t *testing.T) {
 	files := base(File{Name: "hardbake-firstboot-amd64", Data: sampleBinary(9<<20 + 123), Mode: 0o755})
 	path := filepath.Join(t.TempDir(), "seed.img")
-	if err := Write(VFAT, path, files); err != nil {
+	if err := writeSeed(VFAT, path, files); err != nil {
 		t.Fatal(err)
 	}
 	w := expected(files)

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 )
 
@@ -16,18 +15,18 @@ const isoBlockSize = 2048
 // isoVolumeID is the label cloud-init looks for (blkid LABEL=cidata).
 const isoVolumeID = "cidata"
 
-// buildISO writes an ISO9660 + Rock Ridge seed into out.
+// buildISO writes an ISO9660 + Rock Ridge seed into img.
 //
 // go-diskfs builds from a workspace directory: the files are written there
 // with os.WriteFile and their modes set with os.Chmod, because its
 // FileSystem.Chmod is not implemented and new files would be 0644 with a
 // 0700 root. Joliet stays off: in v1.9.4 it mislinks subdirectories and
 // can wipe the Joliet root, and Rock Ridge is what Linux reads anyway.
-func buildISO(out *os.File, files []File) error {
-	if err := finalizeISO(out, files); err != nil {
+func buildISO(img *Image, files []File) error {
+	if err := finalizeISO(img, files); err != nil {
 		return err
 	}
-	if err := normalizeISO(out); err != nil {
+	if err := normalizeISO(img); err != nil {
 		return fmt.Errorf("normalize ISO: %w", err)
 	}
 	return nil
@@ -36,7 +35,12 @@ func buildISO(out *os.File, files []File) error {
 // finalizeISO is the go-diskfs part of buildISO: it stages the files in a
 // workspace and lets Finalize write the image, clock-dependent fields
 // and all.
-func finalizeISO(out *os.File, files []File) error {
+//
+// The workspace is a real directory because go-diskfs v1.9.4 reads the
+// tree to pack from the OS file system (filepath.WalkDir, os.Open); there
+// is no in-memory source. It stays internal to one call: the image itself
+// is built in memory (see BenchmarkBuildISO for what the workspace costs).
+func finalizeISO(img *Image, files []File) error {
 	// A fresh workspace every time: Finalize deletes it, and it must not
 	// be shared with anything else. It lives in the system temp dir rather
 	// than next to the output so a crash never leaves it beside the seed.
@@ -64,7 +68,7 @@ func finalizeISO(out *os.File, files []File) error {
 		return fmt.Errorf("chmod ISO root: %w", err)
 	}
 
-	fsys, err := iso9660.Create(file.New(out, false), 0, 0, isoBlockSize, ws)
+	fsys, err := iso9660.Create(&memBackend{img: img}, 0, 0, isoBlockSize, ws)
 	if err != nil {
 		return fmt.Errorf("create ISO filesystem: %w", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
-	"os"
 )
 
 // ISO9660 (ECMA-119) layout constants used by the normalizer.
@@ -85,23 +84,17 @@ func isoDateUnspecified() [17]byte {
 // extents, System Use areas and their CE continuation areas) rather than
 // trusting go-diskfs's layout, and fails on anything malformed. It also
 // makes the file length match the volume space size.
-func normalizeISO(f *os.File) error {
-	volBlocks, _, err := normalizeISOStructures(f)
+func normalizeISO(img *Image) error {
+	volBlocks, _, err := normalizeISOStructures(img)
 	if err != nil {
 		return err
 	}
 	want := int64(volBlocks) * isoBlockSize
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("stat image: %w", err)
+	if img.Size() > want {
+		return fmt.Errorf("image is %d bytes but its volume space is only %d", img.Size(), want)
 	}
-	if fi.Size() > want {
-		return fmt.Errorf("image is %d bytes but its volume space is only %d", fi.Size(), want)
-	}
-	if fi.Size() < want {
-		if err := f.Truncate(want); err != nil {
-			return fmt.Errorf("extend image to its volume space size: %w", err)
-		}
+	if img.Size() < want {
+		img.truncate(want)
 	}
 	return nil
 }

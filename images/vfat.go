@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
 )
 
@@ -81,22 +80,20 @@ func fatSizeFor(files []File) (int64, error) {
 	}
 }
 
-// buildVFAT writes a FAT32 seed labelled CIDATA into out.
+// buildVFAT writes a FAT32 seed labelled CIDATA into img.
 //
 // FAT has no permission bits, so File.Mode is not recorded: the mount
 // options on the VPS decide (Linux's default makes files 0755 for root).
-func buildVFAT(out *os.File, files []File) error {
+func buildVFAT(img *Image, files []File) error {
 	size, err := fatSizeFor(files)
 	if err != nil {
 		return err
 	}
-	// Truncate makes the file sparse; go-diskfs writes only what it uses.
-	if err := out.Truncate(size); err != nil {
-		return fmt.Errorf("size FAT image: %w", err)
-	}
+	// The image is sparse; go-diskfs writes only what it uses.
+	img.truncate(size)
 	// reproducible=true makes go-diskfs use a zero volume serial instead
 	// of one derived from the clock.
-	fsys, err := fat32.Create(file.New(out, false), size, 0, fatSector, fatLabel, true)
+	fsys, err := fat32.Create(&memBackend{img: img}, size, 0, fatSector, fatLabel, true)
 	if err != nil {
 		return fmt.Errorf("create FAT32 filesystem: %w", err)
 	}
@@ -120,7 +117,7 @@ func buildVFAT(out *os.File, files []File) error {
 	if err := fsys.Close(); err != nil {
 		return fmt.Errorf("close FAT32 filesystem: %w", err)
 	}
-	if err := normalizeFAT(out); err != nil {
+	if err := normalizeFAT(img); err != nil {
 		return fmt.Errorf("normalize FAT32: %w", err)
 	}
 	return nil

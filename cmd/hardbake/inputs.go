@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/pflag"
 
+	"hardbake.dev/hardbake/bake"
 	"hardbake.dev/hardbake/config"
-	"hardbake.dev/hardbake/render"
 	"hardbake.dev/hardbake/templates"
 )
 
@@ -50,48 +49,41 @@ func (f *inputFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.netcfg, "network-config", false, "also write network-config (DHCP on every Ethernet interface)")
 }
 
-// compile loads the inputs and renders them, printing render's warnings.
-func (f *inputFlags) compile(e *env, fs *pflag.FlagSet) (*inputs, *render.Result, error) {
-	in, err := f.load(fs)
-	if err != nil {
+// compile loads the inputs and bakes them, printing render's warnings. It
+// also returns the input files, which no output may overwrite.
+func (f *inputFlags) compile(e *env, fs *pflag.FlagSet) (*bake.Result, []bake.Input, error) {
+	if fs.NArg() > 0 {
+		return nil, nil, usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	p, profErr := loadProfile(f.profile)
+	order, src, ov, orderErr := f.loadOrder(fs)
+	if err := config.Join(profErr, orderErr); err != nil {
 		return nil, nil, err
 	}
-	res, err := render.Compile(in.profile, in.machine, in.agent, render.Options{NetworkConfig: f.netcfg})
+	res, err := bake.Seed(bake.Request{
+		Profile: p, Order: order, Source: src, Overrides: ov, NetworkConfig: f.netcfg,
+		Agent: bake.AgentRequest{Mode: f.agent, Arch: f.arch, Path: f.agentBinary, SearchDirs: bake.DefaultSearchDirs(), SHA256: f.agentSHA256},
+	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, cliError(err)
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintln(e.stderr, "hardbake: warning:", w)
 	}
-	return in, res, nil
+	return res, f.inputFiles(res), nil
 }
 
-// inputs is what render and iso work from.
-type inputs struct {
-	profile     *config.Profile
-	machine     *config.Machine
-	agent       render.Agent
-	agentBinary []byte // nil with --agent url and --agent-sha256
-}
-
-func (f *inputFlags) load(fs *pflag.FlagSet) (*inputs, error) {
-	if fs.NArg() > 0 {
-		return nil, usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+// inputFiles are the files this run read.
+func (f *inputFlags) inputFiles(res *bake.Result) []bake.Input {
+	var in []bake.Input
+	if _, builtin := templates.Profile(f.profile); !builtin || strings.ContainsAny(f.profile, "/.") {
+		in = append(in, bake.Input{Flag: "--profile", Path: f.profile})
 	}
-	p, profErr := loadProfile(f.profile)
-	order, src, orderErr := f.loadOrder(fs)
-	if err := config.Join(profErr, orderErr); err != nil {
-		return nil, err
+	in = append(in, bake.Input{Flag: "--order", Path: f.order})
+	for _, k := range f.keyFiles {
+		in = append(in, bake.Input{Flag: "--ssh-key-file", Path: k})
 	}
-	m, err := order.Resolve(p, src)
-	if err != nil {
-		return nil, err
-	}
-	in := &inputs{profile: p, machine: m}
-	if err := f.loadAgent(in); err != nil {
-		return nil, err
-	}
-	return in, nil
+	return append(in, bake.Input{Flag: "--agent-binary", Path: res.Agent.Path})
 }
 
 // loadProfile reads a built-in profile by name, or a profile file.
@@ -109,35 +101,37 @@ func loadProfile(ref string) (*config.Profile, error) {
 	return config.DecodeProfile(ref, data)
 }
 
-// loadOrder reads the order file, if any, then applies the flags over it.
-func (f *inputFlags) loadOrder(fs *pflag.FlagSet) (*config.Order, *config.Source, error) {
+// loadOrder reads the order file, if any, and the flags that override it
+// (bake applies them).
+func (f *inputFlags) loadOrder(fs *pflag.FlagSet) (*config.Order, *config.Source, bake.Overrides, error) {
 	order, src := &config.Order{}, config.NewSource("")
+	ov := bake.Overrides{Origins: map[string]string{}}
 	if f.order != "" {
 		data, err := os.ReadFile(f.order)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				return nil, nil, usagef("--order: %v", err)
+				return nil, nil, ov, usagef("--order: %v", err)
 			}
-			return nil, nil, fmt.Errorf("read order: %w", err)
+			return nil, nil, ov, fmt.Errorf("read order: %w", err)
 		}
 		if order, src, err = config.DecodeOrder(f.order, data); err != nil {
-			return nil, nil, err
+			return nil, nil, ov, err
 		}
 	}
 	set := func(flag, path string, apply func()) {
 		if fs.Changed(flag) {
 			apply()
-			src.SetFlag(path, "--"+flag)
+			ov.Origins[path] = "--" + flag
 		}
 	}
-	set("hostname", "hostname", func() { order.Hostname = f.hostname })
-	set("instance-id", "instance_id", func() { order.InstanceID = f.instanceID })
-	set("admin-user", "admin_user", func() { order.AdminUser = f.adminUser })
-	set("ssh-port", "ssh_port", func() { order.SSHPort = f.sshPort })
+	set("hostname", "hostname", func() { ov.Hostname = &f.hostname })
+	set("instance-id", "instance_id", func() { ov.InstanceID = &f.instanceID })
+	set("admin-user", "admin_user", func() { ov.AdminUser = &f.adminUser })
+	set("ssh-port", "ssh_port", func() { ov.SSHPort = &f.sshPort })
 	if len(f.allow) > 0 {
-		order.Allow = f.allow
+		ov.Allow = f.allow
 		for i := range f.allow {
-			src.SetFlag(fmt.Sprintf("allow[%d]", i), "--allow")
+			ov.Origins[fmt.Sprintf("allow[%d]", i)] = "--allow"
 		}
 	}
 	if len(f.keys) > 0 || len(f.keyFiles) > 0 {
@@ -154,18 +148,18 @@ func (f *inputFlags) loadOrder(fs *pflag.FlagSet) (*config.Order, *config.Source
 			keys = append(keys, k...)
 		}
 		if err := joinErrors(errs); err != nil {
-			return nil, nil, err
+			return nil, nil, ov, err
 		}
 		for i := range f.keys {
-			src.SetFlag(fmt.Sprintf("ssh_keys[%d]", len(keys)+i), "--ssh-key")
+			ov.Origins[fmt.Sprintf("ssh_keys[%d]", len(keys)+i)] = "--ssh-key"
 		}
-		order.SSHKeys = append(keys, f.keys...)
+		ov.SSHKeys = append(keys, f.keys...)
 	}
 	if f.order == "" {
-		src.SetFlag("hostname", "--hostname")
-		src.SetFlag("ssh_keys", "--ssh-key")
+		ov.Origins["hostname"] = "--hostname"
+		ov.Origins["ssh_keys"] = "--ssh-key"
 	}
-	return order, src, nil
+	return order, src, ov, nil
 }
 
 func joinErrors(errs []error) error {
@@ -176,76 +170,4 @@ func joinErrors(errs []error) error {
 		}
 	}
 	return config.Join(errs...)
-}
-
-// loadAgent finds the agent binary and describes how the machine gets it.
-func (f *inputFlags) loadAgent(in *inputs) error {
-	kind, url, _ := strings.Cut(f.agent, "=")
-	switch render.AgentKind(kind) {
-	case render.AgentSeed, render.AgentEmbed:
-		if url != "" {
-			return usagef("--agent: %s takes no value", kind)
-		}
-	case render.AgentURL:
-		if reason := checkAgentURL(url); reason != "" {
-			return usagef("--agent: %s", reason)
-		}
-	default:
-		return usagef("--agent: %q is not seed, url=URL or embed", f.agent)
-	}
-	if f.arch != "amd64" && f.arch != "arm64" {
-		return usagef("--arch: %q is not amd64 or arm64", f.arch)
-	}
-	if render.AgentKind(kind) == render.AgentURL && f.agentSHA256 != "" && f.agentBinary == "" {
-		in.agent = render.Agent{Kind: render.AgentURL, Arch: f.arch, URL: url, SHA256: strings.ToLower(f.agentSHA256)}
-		return nil
-	}
-	path, err := agentPath(f.agentBinary, f.arch)
-	if err != nil {
-		return err
-	}
-	bin, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("read agent binary: %w", err)
-	}
-	in.agentBinary = bin
-	in.agent = render.NewAgent(render.AgentKind(kind), f.arch, bin, url)
-	if f.agentSHA256 != "" && !strings.EqualFold(f.agentSHA256, in.agent.SHA256) {
-		return usagef("--agent-sha256: %s does not match %s (sha256 %s)", f.agentSHA256, path, in.agent.SHA256)
-	}
-	return nil
-}
-
-// agentPath finds the agent: --agent-binary, else $HARDBAKE_AGENT_DIR, else
-// beside the hardbake executable (where `make build` puts both).
-func agentPath(explicit, arch string) (string, error) {
-	if explicit != "" {
-		return explicit, nil
-	}
-	name := render.SeedName(arch)
-	var tried []string
-	if dir := os.Getenv("HARDBAKE_AGENT_DIR"); dir != "" {
-		tried = append(tried, filepath.Join(dir, name))
-	}
-	if exe, err := os.Executable(); err == nil {
-		tried = append(tried, filepath.Join(filepath.Dir(exe), name))
-	}
-	for _, p := range tried {
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("agent binary %s not found (looked in: %s); run `make build` or pass --agent-binary", name, strings.Join(tried, ", "))
-}
-
-// checkAgentURL allows https, and plain http for a local mirror; the pinned
-// sha256 protects the binary either way.
-func checkAgentURL(u string) string {
-	if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
-		return fmt.Sprintf("url=%q must be an https (or local http) URL", u)
-	}
-	if strings.ContainsFunc(u, func(r rune) bool { return r <= ' ' || r > '~' }) {
-		return fmt.Sprintf("url=%q contains spaces or control characters", u)
-	}
-	return ""
 }

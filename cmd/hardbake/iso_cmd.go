@@ -2,10 +2,9 @@ package main
 
 import (
 	"fmt"
-	"os"
 
+	"hardbake.dev/hardbake/bake"
 	"hardbake.dev/hardbake/images"
-	"hardbake.dev/hardbake/render"
 )
 
 func runISO(e *env, args []string) error {
@@ -25,28 +24,35 @@ func runISO(e *env, args []string) error {
 	if err != nil {
 		return usagef("--format: %v", err)
 	}
-	inp, res, err := in.compile(e, fs)
+	res, inputs, err := in.compile(e, fs)
 	if err != nil {
 		return err
 	}
-	if *maxUserData > 0 && len(res.UserData) > *maxUserData {
-		return usagef("--max-user-data: user-data is %d bytes, over the limit of %d", len(res.UserData), *maxUserData)
+	if err := res.CheckUserDataSize(*maxUserData); err != nil {
+		return cliError(err)
 	}
-	var files []images.File
-	for _, f := range renderFiles(res) {
-		files = append(files, images.File{Name: f.name, Data: f.data, Mode: 0o644})
-	}
-	if inp.agent.Kind == render.AgentSeed {
-		files = append(files, images.File{Name: render.SeedName(inp.agent.Arch), Data: inp.agentBinary, Mode: 0o755})
-	}
-	if err := images.Write(format, *out, files); err != nil {
-		return err
-	}
+	opts := bake.WriteOptions{Field: "-o", Inputs: inputs}
 	size := int64(0)
-	if st, err := os.Stat(*out); err == nil && !st.IsDir() {
-		size = st.Size()
+	if format == images.Dir {
+		// A new seed directory is 0700 with fixed times, so it is
+		// reproducible and private until someone serves it deliberately.
+		opts.NewDirMode, opts.FixedTimes = 0o700, true
+		dr, err := bake.WriteDir(*out, res.SeedFiles(), opts)
+		if err != nil {
+			return cliError(err)
+		}
+		warnKept(e.stderr, *out, dr)
+	} else {
+		img, err := res.Image(format)
+		if err != nil {
+			return err
+		}
+		if err := bake.WriteImage(*out, img, opts); err != nil {
+			return cliError(err)
+		}
+		size = img.Size()
 	}
 	fmt.Fprintf(e.stderr, "hardbake: wrote %s (%s, %d bytes; profile %s, instance %s, ssh port %d, user-data %d bytes, agent %s)\n",
-		*out, format, size, inp.profile.Metadata.Name, inp.machine.InstanceID, res.SSHPort, len(res.UserData), inp.agent.Kind)
+		*out, format, size, res.Profile.Metadata.Name, res.Machine.InstanceID, res.SSHPort, len(res.UserData), res.Agent.Kind)
 	return nil
 }

@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	"hardbake.dev/hardbake/render"
+	"hardbake.dev/hardbake/bake"
 )
 
 func runRender(e *env, args []string) error {
@@ -17,7 +17,7 @@ func runRender(e *env, args []string) error {
 	if *out == "" {
 		return usagef("render: -o DIR or -o - is required")
 	}
-	inp, res, err := in.compile(e, fs)
+	res, inputs, err := in.compile(e, fs)
 	if err != nil {
 		return err
 	}
@@ -25,18 +25,13 @@ func runRender(e *env, args []string) error {
 		_, err := e.stdout.Write(res.UserData)
 		return err
 	}
-	if err := writeDir(*out, renderFiles(res)); err != nil {
-		return err
+	// A new directory is 0755 with 0600 files: user-data may carry secrets.
+	dr, err := bake.WriteDir(*out, res.Documents(), bake.WriteOptions{Field: "-o", Inputs: inputs, MakeParents: true, NewDirMode: 0o755})
+	if err != nil {
+		return cliError(err)
 	}
+	warnKept(e.stderr, *out, dr)
 	fmt.Fprintf(e.stderr, "hardbake: wrote %s (profile %s, instance %s, ssh port %d, user-data %d bytes)\n",
-		*out, inp.profile.Metadata.Name, inp.machine.InstanceID, res.SSHPort, len(res.UserData))
+		*out, res.Profile.Metadata.Name, res.Machine.InstanceID, res.SSHPort, len(res.UserData))
 	return nil
-}
-
-func renderFiles(res *render.Result) []outFile {
-	files := []outFile{{"user-data", res.UserData}, {"meta-data", res.MetaData}}
-	if res.NetworkConfig != nil {
-		files = append(files, outFile{"network-config", res.NetworkConfig})
-	}
-	return files
 }
