@@ -24,6 +24,9 @@ type Request struct {
 	Agent AgentRequest
 	// NetworkConfig adds a network-config document (DHCP everywhere).
 	NetworkConfig bool
+	// Report names the service the machine sends its report to (an order
+	// of hardbaked); nil: the report stays on the machine.
+	Report *render.ReportEndpoint
 }
 
 // Overrides are values that replace the order's. Nil pointers and nil
@@ -99,7 +102,7 @@ func Seed(req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := render.Compile(req.Profile, m, agent.Agent, render.Options{NetworkConfig: req.NetworkConfig})
+	res, err := render.Compile(req.Profile, m, agent.Agent, render.Options{NetworkConfig: req.NetworkConfig, Report: req.Report})
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"hardbake.dev/hardbake/bake"
 	"hardbake.dev/hardbake/config"
+	"hardbake.dev/hardbake/render"
 	"hardbake.dev/hardbake/templates"
 )
 
@@ -30,6 +31,8 @@ type inputFlags struct {
 	agentBinary string
 	agentSHA256 string
 	netcfg      bool
+	reportURL   string
+	reportKey   string
 }
 
 func (f *inputFlags) register(fs *pflag.FlagSet) {
@@ -47,6 +50,8 @@ func (f *inputFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.agentBinary, "agent-binary", "", "agent binary `PATH` (default: hardbake-firstboot-linux-ARCH beside hardbake)")
 	fs.StringVar(&f.agentSHA256, "agent-sha256", "", "sha256 of the agent at --agent url=URL when no binary is at hand")
 	fs.BoolVar(&f.netcfg, "network-config", false, "also write network-config (DHCP on every Ethernet interface)")
+	fs.StringVar(&f.reportURL, "report-url", "", "`URL` the machine posts its signed report to (hardbaked: .../report/ORDER_ID)")
+	fs.StringVar(&f.reportKey, "report-key-file", "", "`FILE` holding the report key (64 hex digits), with --report-url")
 }
 
 // compile loads the inputs and bakes them, printing render's warnings. It
@@ -60,8 +65,12 @@ func (f *inputFlags) compile(e *env, fs *pflag.FlagSet) (*bake.Result, []bake.In
 	if err := config.Join(profErr, orderErr); err != nil {
 		return nil, nil, err
 	}
+	report, err := f.loadReport()
+	if err != nil {
+		return nil, nil, err
+	}
 	res, err := bake.Seed(bake.Request{
-		Profile: p, Order: order, Source: src, Overrides: ov, NetworkConfig: f.netcfg,
+		Profile: p, Order: order, Source: src, Overrides: ov, NetworkConfig: f.netcfg, Report: report,
 		Agent: bake.AgentRequest{Mode: f.agent, Arch: f.arch, Path: f.agentBinary, SearchDirs: bake.DefaultSearchDirs(), SHA256: f.agentSHA256},
 	})
 	if err != nil {
@@ -71,6 +80,26 @@ func (f *inputFlags) compile(e *env, fs *pflag.FlagSet) (*bake.Result, []bake.In
 		fmt.Fprintln(e.stderr, "hardbake: warning:", w)
 	}
 	return res, f.inputFiles(res), nil
+}
+
+// loadReport reads --report-url and --report-key-file (both or neither);
+// render checks their shape.
+func (f *inputFlags) loadReport() (*render.ReportEndpoint, error) {
+	if (f.reportURL == "") != (f.reportKey == "") {
+		return nil, usagef("--report-url and --report-key-file go together")
+	}
+	if f.reportURL == "" {
+		return nil, nil
+	}
+	key, err := os.ReadFile(f.reportKey)
+	if err != nil {
+		return nil, usagef("--report-key-file: %v", err)
+	}
+	ep := &render.ReportEndpoint{URL: f.reportURL, Key: strings.TrimSpace(string(key))}
+	if err := ep.Validate(); err != nil {
+		return nil, usagef("--report-url/--report-key-file: %v", err)
+	}
+	return ep, nil
 }
 
 // inputFiles are the files this run read.
