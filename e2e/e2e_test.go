@@ -190,7 +190,15 @@ func (s *suite) runScenario(t *testing.T, sc scenario) {
 	}
 	var seed string
 	port := sc.SSHPort
-	if sc.Kind == "reference" {
+	g := &guest{s: s, t: t, res: res, key: key, sc: sc, dir: dir, booted: booted}
+	var svc *serviceSetup
+	if sc.NoCloudNet {
+		var ok bool
+		if svc, ok = g.prepareService(ctx, img.Mirror); !ok {
+			return
+		}
+		port = svc.order.SSHPort
+	} else if sc.Kind == "reference" {
 		seed, err = referenceSeed(ctx, s.root, dir, sc, img.Mirror, key)
 	} else {
 		seed, port, err = makeSeed(ctx, s.root, dir, sc, img.Mirror, key)
@@ -218,17 +226,21 @@ func (s *suite) runScenario(t *testing.T, sc scenario) {
 		mirrorAddr = ms.Addr
 	}
 	ports := []int{port, 22, portHTTP, portOrder, portRestrict, portForbidden}
-	v, err := startVM(ctx, vmConfig{
+	vc := vmConfig{
 		Name: sc.Name, Dir: dir, Image: img, Seed: seed, Relay: s.relay,
 		Mirror: mirrorAddr, GuestPorts: ports, Log: s.lg,
-	})
+	}
+	if svc != nil {
+		vc.Append, vc.Service = svc.order.NoCloud.KernelArg, svc.h.Addr
+	}
+	v, err := startVM(ctx, vc)
 	if !res.check("qemu started", err) {
 		return
 	}
 	t.Cleanup(v.Stop)
 	defer v.Stop()
 
-	g := &guest{s: s, t: t, res: res, vm: v, key: key, port: port, sc: sc, dir: dir, booted: booted}
+	g.vm, g.port = v, port
 	switch sc.Kind {
 	case "full":
 		g.full(ctx)
@@ -242,6 +254,9 @@ func (s *suite) runScenario(t *testing.T, sc scenario) {
 		g.faultPort(ctx)
 	default:
 		t.Fatalf("unknown scenario kind %q", sc.Kind)
+	}
+	if svc != nil {
+		g.checkReportHome(ctx, svc, g.firstHostKey)
 	}
 	var reqs []string
 	if ms != nil {
@@ -282,6 +297,8 @@ type guest struct {
 
 	client  *ssh.Client
 	hostKey ssh.PublicKey
+	// firstHostKey is the host key of the first login.
+	firstHostKey ssh.PublicKey
 	// booted tells the compared pair this guest's first boot is over.
 	booted func()
 }
@@ -346,6 +363,9 @@ func (g *guest) login(ctx context.Context, port int, within time.Duration) error
 		return err
 	}
 	g.client, g.hostKey = r.Client, r.HostKey
+	if g.firstHostKey == nil {
+		g.firstHostKey = r.HostKey
+	}
 	g.t.Cleanup(func() { r.Client.Close() })
 	if _, _, err := sshRun(g.client, "sudo -n true", cmdTimeout); err != nil {
 		return fmt.Errorf("key login works but sudo -n true fails: %w", err)
