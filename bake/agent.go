@@ -51,9 +51,13 @@ type Agent struct {
 	Path   string // the file it was read from; "" when none
 }
 
+// PackageAgentDir is where the Debian package installs the agents
+// (debian/rules), beside no executable.
+const PackageAgentDir = "/usr/lib/hardbake"
+
 // DefaultSearchDirs is where the CLI finds the agent when no path is
 // given: $HARDBAKE_AGENT_DIR, then beside the running executable (where
-// `make build` puts both).
+// `make build` puts both), then PackageAgentDir.
 func DefaultSearchDirs() []string {
 	var dirs []string
 	if dir := os.Getenv("HARDBAKE_AGENT_DIR"); dir != "" {
@@ -62,7 +66,7 @@ func DefaultSearchDirs() []string {
 	if exe, err := os.Executable(); err == nil {
 		dirs = append(dirs, filepath.Dir(exe))
 	}
-	return dirs
+	return append(dirs, PackageAgentDir)
 }
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)

@@ -177,7 +177,7 @@ func TestResolveAgent(t *testing.T) {
 		{"lookup arm64", AgentRequest{Arch: "arm64", SearchDirs: []string{lookupDir}}, "", ""},
 		{"bad mode", AgentRequest{Mode: "ftp://x", Path: good}, "--agent", `"ftp://x" is not seed, url=URL or embed`},
 		{"seed with value", AgentRequest{Mode: "seed=x", Path: good}, "--agent", "takes no value"},
-		{"url scheme", AgentRequest{Mode: "url=ftp://x", Path: good}, "--agent", "must be an https"},
+		{"url scheme", AgentRequest{Mode: "url=ftp://x", Path: good}, "--agent", `url="ftp://x" must be an`},
 		{"bad arch", AgentRequest{Arch: "riscv64", Path: good}, "--arch", `"riscv64" is not amd64 or arm64`},
 		{"bad sha", AgentRequest{Path: good, SHA256: "abc"}, "--agent-sha256", "not a sha256"},
 		{"sha mismatch", AgentRequest{Path: good, SHA256: sha}, "--agent-sha256", "does not match"},
@@ -211,5 +211,22 @@ func TestResolveAgent(t *testing.T) {
 				t.Errorf("error %#v: want input error on %q", err, tc.field)
 			}
 		})
+	}
+}
+
+func TestDefaultSearchDirs(t *testing.T) {
+	t.Setenv("HARDBAKE_AGENT_DIR", "/opt/agents")
+	dirs := DefaultSearchDirs()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/opt/agents", filepath.Dir(exe), PackageAgentDir}
+	if strings.Join(dirs, ":") != strings.Join(want, ":") {
+		t.Errorf("DefaultSearchDirs() = %v, want %v", dirs, want)
+	}
+	t.Setenv("HARDBAKE_AGENT_DIR", "")
+	if dirs := DefaultSearchDirs(); len(dirs) != 2 || dirs[1] != PackageAgentDir {
+		t.Errorf("without HARDBAKE_AGENT_DIR: %v", dirs)
 	}
 }

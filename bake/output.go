@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 
 	"hardbake.dev/hardbake/images"
@@ -89,6 +90,9 @@ func WriteImage(path string, img *images.Image, opts WriteOptions) (err error) {
 	if err := checkFileTarget(target, path, opts); err != nil {
 		return err
 	}
+	if firstMountPoint(dir, []string{filepath.Base(target)}) != "" {
+		return renameError(field, path, syscall.EBUSY)
+	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("create temporary image: %w", err)
@@ -140,8 +144,11 @@ func seedNames() []string {
 // A new directory is built whole beside path and renamed into place (one
 // atomic rename). Into an existing directory each file is written to a
 // temporary file inside it and renamed over its name, after every target
-// was checked; nothing else in the directory is touched: no file removed,
-// no mode or owner changed. Writers into the same place are serialized by
+// was checked (type, inputs, mount points); should a rename still fail,
+// the files already replaced are restored. Nothing else in the directory
+// is touched: no file removed, no mode or owner changed. (A power loss
+// between two renames can still leave a mix: there is no atomic rename of
+// several files into a directory that also holds other files.) Writers into the same place are serialized by
 // a lock on the parent directory, so two concurrent writes never leave
 // one's user-data beside the other's meta-data. Refused, with nothing
 // written: path (or a target file in it) being an input of the run, path
@@ -246,6 +253,13 @@ func intoDir(dir, shown string, files []images.File, opts WriteOptions) (res *Di
 			return nil, inputErr(field, fmt.Sprintf("%s is the file given to %s; refusing to overwrite an input (nothing written)", quotePath(filepath.Join(shown, f.Name)), in.Flag))
 		}
 	}
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = f.Name
+	}
+	if n := firstMountPoint(dir, names); n != "" {
+		return nil, renameError(field, filepath.Join(shown, n), syscall.EBUSY)
+	}
 	temps := make([]string, len(files))
 	defer func() {
 		for _, t := range temps {
@@ -264,13 +278,7 @@ func intoDir(dir, shown string, files []images.File, opts WriteOptions) (res *Di
 			return nil, err
 		}
 	}
-	for i, f := range files {
-		if err := os.Rename(temps[i], filepath.Join(dir, f.Name)); err != nil {
-			return nil, renameError(field, filepath.Join(shown, f.Name), err)
-		}
-		temps[i] = ""
-	}
-	if err := syncDir(dir); err != nil {
+	if err := replaceAll(dir, shown, field, files, temps); err != nil {
 		return nil, err
 	}
 	res = &DirResult{}
@@ -283,6 +291,82 @@ func intoDir(dir, shown string, files []images.File, opts WriteOptions) (res *Di
 		}
 	}
 	return res, nil
+}
+
+// replaceAll renames each temporary over its file. A rename can still fail
+// after every check passed (an immutable file, an I/O error): then the
+// files already replaced get their previous content back, from hard links
+// made before the first rename, so the directory holds the old seed or the
+// new one, never a mix. Where hard links are impossible the previous
+// content cannot be kept and a failure says which files were replaced.
+func replaceAll(dir, shown, field string, files []images.File, temps []string) error {
+	backups := make([]string, len(files)) // hard links to the previous files
+	existed := make([]bool, len(files))
+	defer func() {
+		for _, b := range backups {
+			if b != "" {
+				_ = os.Remove(b)
+			}
+		}
+	}()
+	for i, f := range files {
+		target := filepath.Join(dir, f.Name)
+		if _, err := os.Lstat(target); err != nil {
+			continue
+		}
+		existed[i] = true
+		b, err := reserveName(dir, "."+f.Name+".old-*")
+		if err != nil {
+			return err
+		}
+		if os.Link(target, b) == nil {
+			backups[i] = b
+		}
+	}
+	for i, f := range files {
+		target := filepath.Join(dir, f.Name)
+		if err := os.Rename(temps[i], target); err != nil {
+			failed := renameError(field, filepath.Join(shown, f.Name), err)
+			var lost []string
+			for j := range i {
+				p := filepath.Join(dir, files[j].Name)
+				switch {
+				case backups[j] != "":
+					err = os.Rename(backups[j], p)
+					backups[j] = ""
+				case !existed[j]:
+					err = os.Remove(p)
+				default:
+					err = errors.New("no hard link of the previous file")
+				}
+				if err != nil {
+					lost = append(lost, fmt.Sprintf("%s (%v)", files[j].Name, err))
+				}
+			}
+			if len(lost) > 0 {
+				return fmt.Errorf("%w; these were already replaced and could not be restored: %s", failed, strings.Join(lost, ", "))
+			}
+			return failed
+		}
+		temps[i] = ""
+	}
+	return syncDir(dir)
+}
+
+// reserveName returns an unused name in dir for os.Link, which will not
+// replace an existing file: CreateTemp finds one, and the placeholder is
+// removed.
+func reserveName(dir, pattern string) (string, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return "", fmt.Errorf("reserve a backup name in %s: %w", quotePath(dir), err)
+	}
+	name := f.Name()
+	_ = f.Close()
+	if err := os.Remove(name); err != nil {
+		return "", fmt.Errorf("reserve a backup name in %s: %w", quotePath(dir), err)
+	}
+	return name, nil
 }
 
 // writeFileSynced creates name and fills it.

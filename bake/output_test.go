@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"hardbake.dev/hardbake/images"
+	"hardbake.dev/hardbake/internal/testtool"
 )
 
 // entry is what a snapshot records of one directory entry.
@@ -537,11 +539,97 @@ func TestWriteDirConcurrent(t *testing.T) {
 }
 
 // TestWriteDirConcurrentNeedsLock shows the check above can fail: without
-// the lock, interleaved writers do leave mixed seeds.
+// the lock, interleaved writers leave mixed seeds or fail (the locked test
+// treats either as a failure).
 func TestWriteDirConcurrentNeedsLock(t *testing.T) {
 	mixed, failed := concurrentRounds(t, 300, WriteOptions{NewDirMode: 0o755, noLock: true})
-	if mixed == 0 {
+	if mixed+failed == 0 {
 		t.Skip("no interleaving happened in 300 unlocked rounds on this machine; TestWriteDirConcurrent still ran")
 	}
 	t.Logf("of 300 unlocked rounds, %d left a mixed seed and %d had a writer fail", mixed, failed)
+}
+
+// TestWriteDirFileMountPoint: a seed file with something mounted on it is
+// found before anything is replaced, so the seed is not left half new.
+func TestWriteDirFileMountPoint(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "seed")
+	if _, err := WriteDir(dir, seedFiles("A"), WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(filepath.Dir(dir), "elsewhere")
+	mustWrite(t, src, "#cloud-config\n# order A\n")
+	requireRootMount(t, src, filepath.Join(dir, "user-data"), "", syscall.MS_BIND)
+	before := snapshot(t, dir)
+	_, err := WriteDir(dir, seedFiles("B"), WriteOptions{Field: "-o"})
+	wantInputError(t, err, "user-data is a mount point")
+	sameSnapshot(t, before, snapshot(t, dir))
+}
+
+func TestUnescapeMount(t *testing.T) {
+	for in, want := range map[string]string{
+		`/mnt/a\040b`:  "/mnt/a b",
+		`/x\134y`:      `/x\y`,
+		`/plain`:       "/plain",
+		`/bad\09`:      `/bad\09`,
+		`/end\04`:      `/end\04`,
+		`/t\011\012z`:  "/t\t\nz",
+		`/trailing\\`:  `/trailing\\`,
+		`/mnt/\040`:    "/mnt/ ",
+		`\040`:         " ",
+		`/a\040\040b`:  "/a  b",
+		`/x\777`:       `/x\777`,
+		`/x\0401`:      "/x 1",
+		`/weird\`:      `/weird\`,
+		`/q\1`:         `/q\1`,
+		`/z\12`:        `/z\12`,
+		`/ok\1340`:     `/ok\0`,
+		`/sp\040\134`:  `/sp \`,
+		`/m\060`:       "/m0",
+		`/n\101\102`:   "/nAB",
+		`/e\040end\\x`: `/e end\\x`,
+	} {
+		if got := unescapeMount(in); got != want {
+			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestWriteDirRollsBack: when a rename fails after the checks (here an
+// immutable user-data, so meta-data, renamed first, is already new), the
+// files already replaced get their previous content back.
+func TestWriteDirRollsBack(t *testing.T) {
+	chattr := testtool.Require(t, "chattr")
+	dir := filepath.Join(t.TempDir(), "seed")
+	if _, err := WriteDir(dir, seedFiles("A"), WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ud := filepath.Join(dir, "user-data")
+	if out, err := exec.Command(chattr, "+i", ud).CombinedOutput(); err != nil {
+		if os.Getenv("HARDBAKE_REQUIRE_TOOLS") == "1" {
+			t.Fatalf("chattr +i (HARDBAKE_REQUIRE_TOOLS=1): %v: %s", err, out)
+		}
+		t.Skipf("chattr +i not possible here (needs root and a file system with the flag): %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command(chattr, "-i", ud).Run() })
+	before := snapshot(t, dir)
+	_, err := WriteDir(dir, seedFiles("B"), WriteOptions{Field: "-o"})
+	if err == nil || !strings.Contains(err.Error(), "user-data") {
+		t.Fatalf("error %v, want one naming user-data", err)
+	}
+	sameSnapshot(t, before, snapshot(t, dir))
+}
+
+func FuzzUnescapeMount(f *testing.F) {
+	for _, s := range []string{`/mnt/a\040b`, `/x\134y`, `\`, `\04`, `/plain`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := unescapeMount(s)
+		if len(got) > len(s) {
+			t.Fatalf("unescapeMount(%q) = %q grew", s, got)
+		}
+		if !strings.Contains(s, `\`) && got != s {
+			t.Fatalf("unescapeMount(%q) = %q changed a string without escapes", s, got)
+		}
+	})
 }

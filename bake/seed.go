@@ -22,11 +22,17 @@ type Request struct {
 	Overrides Overrides
 	// Agent says how the machine gets the agent, and which binary.
 	Agent AgentRequest
+	// Resolved, when set, is used instead of resolving Agent: a service
+	// resolves (reads, checks, hashes) each agent once, not per order.
+	Resolved *Agent
 	// NetworkConfig adds a network-config document (DHCP everywhere).
 	NetworkConfig bool
 	// Report names the service the machine sends its report to (an order
 	// of hardbaked); nil: the report stays on the machine.
 	Report *render.ReportEndpoint
+	// Images builds the seed images (its WorkDir: where an ISO build
+	// makes its short-lived workspace; a tmpfs is fastest).
+	Images images.Builder
 }
 
 // Overrides are values that replace the order's. Nil pointers and nil
@@ -77,6 +83,7 @@ type Result struct {
 	Profile        *config.Profile
 	Machine        *config.Machine
 	Agent          *Agent
+	images         images.Builder
 }
 
 // Seed resolves the order against the profile, resolves and checks the
@@ -98,15 +105,17 @@ func Seed(req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	agent, err := ResolveAgent(req.Agent)
-	if err != nil {
-		return nil, err
+	agent := req.Resolved
+	if agent == nil {
+		if agent, err = ResolveAgent(req.Agent); err != nil {
+			return nil, err
+		}
 	}
 	res, err := render.Compile(req.Profile, m, agent.Agent, render.Options{NetworkConfig: req.NetworkConfig, Report: req.Report})
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Result: res, Profile: req.Profile, Machine: m, Agent: agent}, nil
+	return &Result{Result: res, Profile: req.Profile, Machine: m, Agent: agent, images: req.Images}, nil
 }
 
 // CheckUserDataSize refuses a user-data larger than max bytes (0: no
@@ -148,7 +157,7 @@ func (r *Result) SeedFiles() []images.File {
 
 // Image builds the seed as an ISO or VFAT image in memory.
 func (r *Result) Image(format images.Format) (*images.Image, error) {
-	return images.Build(format, r.SeedFiles())
+	return r.images.Build(format, r.SeedFiles())
 }
 
 // WriteSeed builds the seed as an ISO or VFAT image and streams it to w

@@ -94,26 +94,27 @@ func TestSeed(t *testing.T) {
 
 func TestSeedOverrides(t *testing.T) {
 	req := testRequest(t)
-	host, port := "db-2", 50022
-	req.Overrides = Overrides{Hostname: &host, SSHPort: &port, Allow: []string{"443/tcp"}, Origins: map[string]string{"hostname": "--hostname", "ssh_port": "--ssh-port"}}
+	host, id := "db-2", "vps-2"
+	req.Overrides = Overrides{Hostname: &host, InstanceID: &id, Allow: []string{"443/tcp"}, SSHKeys: []string{testKey},
+		Origins: map[string]string{"hostname": "--hostname", "instance_id": "--instance-id"}}
 	res, err := Seed(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Machine.Hostname != "db-2" || res.SSHPort != 50022 || len(res.Machine.Allow) != 1 {
-		t.Errorf("overrides not applied: %+v port %d", res.Machine, res.SSHPort)
+	if res.Machine.Hostname != "db-2" || res.Machine.InstanceID != "vps-2" || len(res.Machine.Allow) != 1 || len(res.Machine.Keys) != 1 {
+		t.Errorf("overrides not applied: %+v", res.Machine)
 	}
 	if req.Order.Hostname != "web-1" {
 		t.Error("Seed changed the caller's order")
 	}
 
 	// A bad override is reported under the name it came by.
-	bad := 70000
-	req.Overrides = Overrides{SSHPort: &bad, Origins: map[string]string{"ssh_port": "--ssh-port"}}
+	bad := "bad_host!"
+	req.Overrides = Overrides{Hostname: &bad, Origins: map[string]string{"hostname": "--hostname"}}
 	_, err = Seed(req)
 	var ie *config.InputError
-	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "--ssh-port") {
-		t.Fatalf("error %v, want a config input error naming --ssh-port", err)
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "--hostname") {
+		t.Fatalf("error %v, want a config input error naming --hostname", err)
 	}
 }
 
@@ -134,6 +135,28 @@ func TestSeedErrorOrder(t *testing.T) {
 	var be *InputError
 	if !errors.As(err, &be) || be.Field != "--agent-binary" {
 		t.Fatalf("error %v, want one on --agent-binary", err)
+	}
+}
+
+// TestSeedResolvedAgent: a pre-resolved agent gives the same seed as
+// resolving it per request.
+func TestSeedResolvedAgent(t *testing.T) {
+	req := testRequest(t)
+	want, err := Seed(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ResolveAgent(req.Agent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Agent, req.Resolved = AgentRequest{Mode: "bogus"}, a
+	got, err := Seed(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.UserData, want.UserData) {
+		t.Error("user-data differs with a pre-resolved agent")
 	}
 }
 
@@ -159,6 +182,11 @@ func TestCheckUserDataSize(t *testing.T) {
 func BenchmarkSeedISO(b *testing.B) {
 	req := testRequest(b)
 	req.Agent.Binary = append(baketest.StaticELF("amd64"), make([]byte, 3<<20)...)
+	a, err := ResolveAgent(req.Agent)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Resolved = a // resolved once, as a service would
 	b.ReportAllocs()
 	for b.Loop() {
 		res, err := Seed(req)

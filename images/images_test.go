@@ -98,6 +98,23 @@ func TestBuildFailures(t *testing.T) {
 			t.Fatalf("Build without a workspace: %v", err)
 		}
 	})
+	t.Run("WorkDir", func(t *testing.T) {
+		work := t.TempDir()
+		img, err := Builder{WorkDir: work}.Build(ISO, base())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := Build(ISO, base())
+		if err != nil || !bytes.Equal(img.Bytes(), ref.Bytes()) {
+			t.Fatalf("a WorkDir changes the image (%v)", err)
+		}
+		if got := listDir(t, work); len(got) != 0 {
+			t.Errorf("leftovers in WorkDir: %v", got)
+		}
+		if _, err := (Builder{WorkDir: filepath.Join(work, "missing")}).Build(ISO, base()); err == nil {
+			t.Error("a missing WorkDir was accepted")
+		}
+	})
 	t.Run("unknown format", func(t *testing.T) {
 		_, err := Build(Format("ISO"), base())
 		if err == nil || !strings.Contains(err.Error(), "allowed values") {

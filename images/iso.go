@@ -22,8 +22,8 @@ const isoVolumeID = "cidata"
 // FileSystem.Chmod is not implemented and new files would be 0644 with a
 // 0700 root. Joliet stays off: in v1.9.4 it mislinks subdirectories and
 // can wipe the Joliet root, and Rock Ridge is what Linux reads anyway.
-func buildISO(img *Image, files []File) error {
-	if err := finalizeISO(img, files); err != nil {
+func buildISO(img *Image, files []File, workDir string) error {
+	if err := finalizeISO(img, files, workDir); err != nil {
 		return err
 	}
 	if err := normalizeISO(img); err != nil {
@@ -40,11 +40,12 @@ func buildISO(img *Image, files []File) error {
 // tree to pack from the OS file system (filepath.WalkDir, os.Open); there
 // is no in-memory source. It stays internal to one call: the image itself
 // is built in memory (see BenchmarkBuildISO for what the workspace costs).
-func finalizeISO(img *Image, files []File) error {
+func finalizeISO(img *Image, files []File, workDir string) error {
 	// A fresh workspace every time: Finalize deletes it, and it must not
-	// be shared with anything else. It lives in the system temp dir rather
-	// than next to the output so a crash never leaves it beside the seed.
-	ws, err := os.MkdirTemp("", "hardbake-iso-*")
+	// be shared with anything else. It lives in the system temp dir (or
+	// the Builder's WorkDir) rather than next to any output, so a crash
+	// never leaves it beside a seed.
+	ws, err := os.MkdirTemp(workDir, "hardbake-iso-*")
 	if err != nil {
 		return fmt.Errorf("create ISO workspace: %w", err)
 	}

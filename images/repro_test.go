@@ -91,7 +91,7 @@ func TestNormalizeISONeeded(t *testing.T) {
 	}
 	build := func() *Image {
 		img := newImage()
-		if err := finalizeISO(img, files); err != nil {
+		if err := finalizeISO(img, files, ""); err != nil {
 			t.Fatal(err)
 		}
 		return img

@@ -14,5 +14,9 @@ echo
 echo "## hardbake iso vs cloud-localds (whole process, one hyperfine run)"
 bash scripts/bench-seed.sh
 echo
+echo "## hardbaked: orders vs raw dqlite inserts, seed.iso vs cloud-localds (one run)"
+echo '$ go test -tags libsqlite3 -run "^$" -bench . -benchtime 5s ./service'
+go test -tags libsqlite3 -run '^$' -bench . -benchtime 5s ./service
+echo
 echo "## agent size"
 bash scripts/build-agent.sh "$(mktemp -d)" "-s -w"

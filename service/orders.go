@@ -215,7 +215,7 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 	default:
 		bad("agent", CodeInvalid, "%q is not seed, url or embed", req.Agent)
 	}
-	bin, haveBin := s.cfg.Agents.forArch(req.Arch)
+	_, haveBin := s.cfg.Agents.forArch(req.Arch)
 	if req.Arch != "amd64" && req.Arch != "arm64" {
 		bad("arch", CodeInvalid, "%q is not amd64 or arm64", req.Arch)
 	} else if !haveBin {
@@ -256,15 +256,16 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 		}
 		return nil, s.invalid(diags, nil)
 	}
-	mode := req.Agent
-	if render.AgentKind(mode) == render.AgentURL {
-		mode = "url=" + s.agentURL(sha256Hex(bin), req.Arch)
+	agent := s.resolved[req.Agent+"/"+req.Arch]
+	if agent == nil {
+		return nil, internal(fmt.Errorf("no resolved agent %s for %s", req.Agent, req.Arch))
 	}
 	// bake is the CLI's own path from profile and order to seed: the
-	// same resolution, agent checks and rendering as `hardbake iso`.
+	// same resolution and rendering as `hardbake iso`, with the agent
+	// resolved (read, checked, hashed) once at start rather than per order.
 	res, err := bake.Seed(bake.Request{
 		Profile: prof, Order: ord, Source: src,
-		Agent:         bake.AgentRequest{Mode: mode, Arch: req.Arch, Binary: bin},
+		Resolved:      agent,
 		NetworkConfig: req.NetworkConfig,
 		// The machine sends its report here, signed with the order's key.
 		Report: &render.ReportEndpoint{URL: s.reportURL(id), Key: hex.EncodeToString(s.cfg.Secrets.ReportKey(id))},
@@ -281,7 +282,7 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 		}
 		return nil, internal(fmt.Errorf("render order: %w", err))
 	}
-	m, agent := res.Machine, res.Agent
+	m := res.Machine
 	files := map[string][]byte{}
 	for _, f := range res.Documents() {
 		files[f.Name] = f.Data

@@ -11,6 +11,9 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"hardbake.dev/hardbake/bake"
+	"hardbake.dev/hardbake/render"
 )
 
 // Config is what a Server is made of. Store, Secrets and APIToken are
@@ -47,6 +50,8 @@ type Server struct {
 	limiter  *limiter
 	isoCache *isoCache
 	profiles *profileCache
+	// resolved are the agents by "kind/arch", resolved once by bake.
+	resolved map[string]*bake.Agent
 	handler  http.Handler
 }
 
@@ -79,6 +84,24 @@ func New(cfg Config) (*Server, error) {
 		s.now = time.Now
 	}
 	s.limiter = newLimiter(cfg.ReportLimit, s.now)
+	s.resolved = map[string]*bake.Agent{}
+	for _, arch := range Arches {
+		bin, ok := cfg.Agents.forArch(arch)
+		if !ok {
+			continue
+		}
+		for _, kind := range []render.AgentKind{render.AgentSeed, render.AgentURL, render.AgentEmbed} {
+			mode := string(kind)
+			if kind == render.AgentURL {
+				mode = "url=" + s.agentURL(sha256Hex(bin), arch)
+			}
+			a, err := bake.ResolveAgent(bake.AgentRequest{Mode: mode, Arch: arch, Binary: bin})
+			if err != nil {
+				return nil, fmt.Errorf("service: agent for %s: %w", arch, err)
+			}
+			s.resolved[string(kind)+"/"+arch] = a
+		}
+	}
 	s.handler = s.routes()
 	return s, nil
 }
