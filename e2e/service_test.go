@@ -252,18 +252,29 @@ func relayGet(ctx context.Context, relay, target, path string) (int, []byte, err
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, relay, target)
-	cmd.Stdin = strings.NewReader("GET " + path + " HTTP/1.1\r\nHost: " + serviceGuestAddr + "\r\nUser-Agent: Cloud-Init/22.4.2\r\nConnection: close\r\n\r\n")
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	if err := cmd.Run(); err != nil {
+	// stdin stays open until the answer is read, as a guest's connection
+	// does: a half-closed request counts as a client gone for the server.
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return 0, nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := cmd.Start(); err != nil {
 		return 0, nil, fmt.Errorf("relay: %w", err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(&out), nil)
+	defer func() { in.Close(); _ = cmd.Wait() }()
+	if _, err := io.WriteString(in, "GET "+path+" HTTP/1.1\r\nHost: "+serviceGuestAddr+"\r\nUser-Agent: Cloud-Init/22.4.2\r\nConnection: close\r\n\r\n"); err != nil {
+		return 0, nil, fmt.Errorf("relay: write: %w", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(out), nil)
 	if err != nil {
 		return 0, nil, fmt.Errorf("relay answer: %w", err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	return resp.StatusCode, body, err
 }
 

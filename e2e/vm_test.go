@@ -27,16 +27,16 @@ const mirrorGuestAddr = "10.0.2.100"
 
 // vmConfig is one guest boot.
 type vmConfig struct {
-	Name   string
-	Dir    string // work directory: overlay, console log, sockets
-	Image  *builtImage
-	Seed   string // seed ISO (cidata); "" boots with no seed disk
+	Name  string
+	Dir   string // work directory: overlay, console log, sockets
+	Image *builtImage
+	Seed  string // seed ISO (cidata); "" boots with no seed disk
 	// Append is added to the kernel command line (ds=nocloud-net;s=…).
 	Append string
 	// Service is the 127.0.0.1:PORT the guest's serviceGuestAddr is relayed to.
 	Service string
-	Relay  string // fwdrelay binary
-	Mirror string // 127.0.0.1:PORT the guest's 10.0.2.100:80 is relayed to
+	Relay   string // fwdrelay binary
+	Mirror  string // 127.0.0.1:PORT the guest's 10.0.2.100:80 is relayed to
 	// GuestPorts are TCP ports of the guest forwarded from 127.0.0.1.
 	GuestPorts []int
 	Log        *logger
