@@ -385,8 +385,8 @@ func (g *guest) checkReportHome(ctx context.Context, ss *serviceSetup, hostKey s
 		_ = os.WriteFile(filepath.Join(g.dir, "report-delivery.txt"), []byte(out), 0o644)
 		return
 	}
-	// The guest's own record of the delivery (SSH may be closed by the
-	// fail2ban ban at the end of the full checks: qemu-guest-agent).
+	// The guest's own record of the delivery (read through
+	// qemu-guest-agent, which works whatever SSH's state).
 	code, out, err := g.vm.qgaExec(ctx, 60*time.Second, "/bin/cat", "/var/lib/hardbake/report-delivery.json")
 	_ = os.WriteFile(filepath.Join(g.dir, "report-delivery.json"), []byte(out), 0o644)
 	var d struct {
