@@ -475,3 +475,24 @@ func TestDeliverRealPython(t *testing.T) {
 		t.Fatalf("delivery %+v", d)
 	}
 }
+
+// FuzzParsePostOutput: any output of the post (a python3 that printed
+// something unexpected) gives a status in 100–599 with a Retry-After in
+// 0–24 h, or an error; never a panic.
+func FuzzParsePostOutput(f *testing.F) {
+	for _, s := range []string{"200 -\n{}\n", "429 10\nslow down\n", "503 Wed, 21 Oct 2026 07:28:00 GMT\n", "", "Traceback\n", "600 -\n", "200 -1\n", "200 99999999999999999999\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, out string) {
+		status, after, answer, err := parsePostOutput(out)
+		if err != nil {
+			if status != 0 || after != 0 || answer != "" {
+				t.Fatalf("error %v with values %d %v %q", err, status, after, answer)
+			}
+			return
+		}
+		if status < 100 || status > 599 || after < 0 || after > 24*time.Hour {
+			t.Fatalf("status %d, retry after %v", status, after)
+		}
+	})
+}
