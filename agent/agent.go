@@ -110,6 +110,15 @@ func (a *Agent) Run(opts Options) (int, error) {
 		PlanVersion: p.Version, PlanDigest: r.digest, Profile: p.Profile, InstanceID: p.InstanceID,
 		AgentVersion: a.Version, Stage: opts.Stage,
 	}
+	if opts.Stage == StageEarly {
+		// bootcmd runs on every boot: a report the last boot could not
+		// deliver goes out again, in the background.
+		defer func() {
+			if err := a.resumeDelivery(); err != nil {
+				fmt.Fprintf(a.errOut(), "hardbake: report sender: %v\n", err)
+			}
+		}()
+	}
 	switch opts.Stage {
 	case StageEarly:
 		if !opts.Force && st.Early.Completed && st.Early.Digest == r.digest {
@@ -245,6 +254,7 @@ func (r *run) finish() (int, error) {
 		// stdout is one JSON document; the summary goes to stderr.
 		r.Out.Write(report)
 		fmt.Fprintln(r.errOut(), Summary(&r.rep))
+		r.sendHome(report)
 		return code, nil
 	}
 	if ranEarly {
@@ -261,10 +271,22 @@ func (r *run) finish() (int, error) {
 		errs = append(errs, fmt.Errorf("write report: %w", err))
 	}
 	fmt.Fprintln(r.Out, Summary(&r.rep))
+	if r.stage == StageLate {
+		r.sendHome(report)
+	}
 	if len(errs) > 0 && code == ExitOK {
 		code = ExitFailed
 	}
 	return code, errors.Join(errs...)
+}
+
+// sendHome hands a final report to the sender when the order names a
+// service. Failing to queue it changes neither the result nor the exit
+// code: the report is on the machine either way.
+func (r *run) sendHome(report []byte) {
+	if err := r.queueReport(report); err != nil {
+		fmt.Fprintf(r.errOut(), "hardbake: report not sent: %v\n", err)
+	}
 }
 
 func (r *run) wait() time.Duration {

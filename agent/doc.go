@@ -21,6 +21,12 @@
 //     left them, SSH on its old port, the firewall following): the result
 //     is failed, never a machine nobody can enter.
 //
+// When the order came from hardbaked (its user-data wrote
+// plan.ReportEndpointPath), the report of the late stage and of check is
+// queued in plan.OutboxPath and sent home by a detached sender
+// (`hardbake-firstboot send-report`, see Deliver and send.go), which
+// never holds up boot.
+//
 // A run that cannot start (plan unreadable, digest mismatch, another
 // version, undecodable) changes nothing and still writes a failed report
 // and prints "hardbake: FAILED step=plan: …"; the launcher does the same

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -601,7 +602,9 @@ func parseSources(list string, v4 bool) ([]prefix, error) {
 // would merge) are refused.
 func intervalSet(srcs []prefix, v4 bool) (*nftSet, error) {
 	srcs = slices.Clone(srcs)
-	slices.SortFunc(srcs, func(a, b prefix) int { return bytes.Compare(a.addr, b.addr) })
+	// sort.Slice, not slices.SortFunc: each generic instantiation costs the
+	// size-budgeted agent ~10 KB of sorting code (docs/bench/agent.md).
+	sort.Slice(srcs, func(i, j int) bool { return bytes.Compare(srcs[i].addr, srcs[j].addr) < 0 })
 	s := &nftSet{KeyType: typeIPAddr, KeyLen: 4, Interval: true}
 	if !v4 {
 		s.KeyType, s.KeyLen = typeIP6Addr, 16

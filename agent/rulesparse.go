@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -194,11 +194,13 @@ func sortedPorts(m map[plan.Port]bool) []plan.Port {
 	for p := range m {
 		out = append(out, p)
 	}
-	slices.SortFunc(out, func(a, b plan.Port) int {
-		if a.Port != b.Port {
-			return a.Port - b.Port
+	// sort.Slice: a generic sort instantiation would cost the agent's size
+	// budget ~8 KB.
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Port != out[j].Port {
+			return out[i].Port < out[j].Port
 		}
-		return strings.Compare(a.Proto, b.Proto)
+		return out[i].Proto < out[j].Proto
 	})
 	return out
 }

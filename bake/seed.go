@@ -27,6 +27,9 @@ type Request struct {
 	Resolved *Agent
 	// NetworkConfig adds a network-config document (DHCP everywhere).
 	NetworkConfig bool
+	// Report names the service the machine sends its report to (an order
+	// of hardbaked); nil: the report stays on the machine.
+	Report *render.ReportEndpoint
 	// Images builds the seed images (its WorkDir: where an ISO build
 	// makes its short-lived workspace; a tmpfs is fastest).
 	Images images.Builder
@@ -108,7 +111,7 @@ func Seed(req Request) (*Result, error) {
 			return nil, err
 		}
 	}
-	res, err := render.Compile(req.Profile, m, agent.Agent, render.Options{NetworkConfig: req.NetworkConfig})
+	res, err := render.Compile(req.Profile, m, agent.Agent, render.Options{NetworkConfig: req.NetworkConfig, Report: req.Report})
 	if err != nil {
 		return nil, err
 	}

@@ -192,12 +192,20 @@ func (s *suite) runScenario(t *testing.T, sc scenario) {
 	}
 	var seed string
 	port := sc.SSHPort
-	if sc.Kind == "reference" {
+	g := &guest{s: s, t: t, res: res, key: key, sc: sc, dir: dir, booted: booted}
+	var svc *serviceSetup
+	if sc.NoCloudNet {
+		var ok bool
+		if svc, ok = g.prepareService(ctx, img.Mirror); !ok {
+			return
+		}
+		port = svc.order.SSHPort
+	} else if sc.Kind == "reference" {
 		seed, err = referenceSeed(ctx, s.root, dir, sc, img.Mirror, key)
 	} else {
 		seed, port, err = makeSeed(ctx, s.root, dir, sc, img.Mirror, key)
 	}
-	if !res.check("seed built", err) {
+	if !sc.NoCloudNet && !res.check("seed built", err) {
 		return
 	}
 
@@ -220,17 +228,21 @@ func (s *suite) runScenario(t *testing.T, sc scenario) {
 		mirrorAddr = ms.Addr
 	}
 	ports := []int{port, 22, portHTTP, portOrder, portRestrict, portForbidden}
-	v, err := startVM(ctx, vmConfig{
+	vc := vmConfig{
 		Name: sc.Name, Dir: dir, Image: img, Seed: seed, Relay: s.relay,
 		Mirror: mirrorAddr, GuestPorts: ports, Log: s.lg,
-	})
+	}
+	if svc != nil {
+		vc.Append, vc.Service = svc.order.NoCloud.KernelArg, svc.h.Addr
+	}
+	v, err := startVM(ctx, vc)
 	if !res.check("qemu started", err) {
 		return
 	}
 	t.Cleanup(v.Stop)
 	defer v.Stop()
 
-	g := &guest{s: s, t: t, res: res, vm: v, key: key, port: port, sc: sc, dir: dir, seed: seed, booted: booted}
+	g.vm, g.port, g.svc, g.seed = v, port, svc, seed
 	switch sc.Kind {
 	case "full":
 		g.full(ctx)
@@ -285,6 +297,8 @@ type guest struct {
 
 	client  *ssh.Client
 	hostKey ssh.PublicKey
+	// svc is the order service of a NoCloudNet scenario.
+	svc *serviceSetup
 	// booted tells the compared pair this guest's first boot is over.
 	booted func()
 }
@@ -560,6 +574,11 @@ func (g *guest) full(ctx context.Context) {
 		g.res.Report = rep
 		g.res.check("report: the agent proved the admin's login shell, key and sudo", adminProven(rep, "admin"))
 		g.res.check("host keys are only those sshd serves (ed25519, rsa)", hostKeyTypes(rep, "ssh-ed25519", "ssh-rsa"))
+	}
+	if g.svc != nil {
+		// The report went home from the late stage: the order says so,
+		// with the host key this SSH client saw.
+		g.checkReportHome(ctx, g.svc, g.hostKey)
 	}
 	g.res.Timings = computeTimings(g.vm.Start, g.vm.Lines(), journal, rep, g.port, false)
 	if g.sc.Image == noFirewallToolImage {

@@ -42,6 +42,12 @@ type scenario struct {
 	// or "embed" (inside user-data). Fault scenarios carry the other two so
 	// every delivery mode boots without adding boots.
 	Agent string
+	// NoCloudNet boots with no seed disk: the order comes from a hardbaked
+	// started for the scenario (PUT profile, POST order, agent: url), by
+	// ds=nocloud-net on the kernel command line, and the report goes back
+	// to it. The scenario also proves that forged reports are refused and
+	// that a cancelled order serves nothing.
+	NoCloudNet bool
 }
 
 // agentURLPath is where the suite's HTTP server serves bin/'s agent.
@@ -50,7 +56,8 @@ const agentURLPath = "/agent/hardbake-firstboot-linux-amd64"
 func scenarios() []scenario {
 	return []scenario{
 		{Name: "bookworm", Image: "bookworm", Kind: "full"},
-		{Name: "bookworm-socket", Image: "bookworm-socket", Kind: "full"},
+		// Socket-activated SSH, booted by NoCloud-Net from hardbaked.
+		{Name: "bookworm-socket", Image: "bookworm-socket", Kind: "full", NoCloudNet: true},
 		{Name: "trixie", Image: "trixie", Kind: "full"},
 		// Neither nft nor iptables until the package phase: the agent
 		// loads the ruleset over netlink (issue 13).

@@ -27,12 +27,16 @@ const mirrorGuestAddr = "10.0.2.100"
 
 // vmConfig is one guest boot.
 type vmConfig struct {
-	Name   string
-	Dir    string // work directory: overlay, console log, sockets
-	Image  *builtImage
-	Seed   string // seed ISO (cidata)
-	Relay  string // fwdrelay binary
-	Mirror string // 127.0.0.1:PORT the guest's 10.0.2.100:80 is relayed to
+	Name  string
+	Dir   string // work directory: overlay, console log, sockets
+	Image *builtImage
+	Seed  string // seed ISO (cidata); "" boots with no seed disk
+	// Append is added to the kernel command line (ds=nocloud-net;s=…).
+	Append string
+	// Service is the 127.0.0.1:PORT the guest's serviceGuestAddr is relayed to.
+	Service string
+	Relay   string // fwdrelay binary
+	Mirror  string // 127.0.0.1:PORT the guest's 10.0.2.100:80 is relayed to
 	// GuestPorts are TCP ports of the guest forwarded from 127.0.0.1.
 	GuestPorts []int
 	Log        *logger
@@ -88,20 +92,29 @@ func startVM(ctx context.Context, cfg vmConfig) (*vm, error) {
 	if cfg.Mirror != "" {
 		netdev += fmt.Sprintf(",guestfwd=tcp:%s:80-cmd:%s %s", mirrorGuestAddr, cfg.Relay, cfg.Mirror)
 	}
+	if cfg.Service != "" {
+		netdev += fmt.Sprintf(",guestfwd=tcp:%s-cmd:%s %s", serviceGuestAddr, cfg.Relay, cfg.Service)
+	}
+	cmdline := "root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.show_status=1"
+	if cfg.Append != "" {
+		cmdline += " " + cfg.Append
+	}
 	_ = os.Remove(v.qgaPath)
 	args := []string{
 		"-accel", "tcg", "-m", "1024", "-smp", "2",
 		"-nodefaults", "-display", "none", "-no-user-config",
 		"-kernel", cfg.Image.Kernel, "-initrd", cfg.Image.Initrd,
-		"-append", "root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.show_status=1",
+		"-append", cmdline,
 		"-drive", "file=" + overlay + ",if=virtio,format=qcow2,cache=unsafe",
-		"-drive", "file=" + cfg.Seed + ",if=ide,media=cdrom,readonly=on,format=raw",
 		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
 		"-chardev", "stdio,id=con0,signal=off", "-serial", "chardev:con0",
 		"-device", "virtio-serial-pci",
 		"-chardev", "socket,id=qga0,path=" + v.qgaPath + ",server=on,wait=off",
 		"-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
 		"-device", "virtio-rng-pci",
+	}
+	if cfg.Seed != "" {
+		args = append(args, "-drive", "file="+cfg.Seed+",if=ide,media=cdrom,readonly=on,format=raw")
 	}
 	cmd := exec.Command("qemu-system-x86_64", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -20,6 +20,16 @@ const (
 	StateDir   = "/var/lib/hardbake"
 	PlanPath   = StateDir + "/plan.json"
 	ReportPath = StateDir + "/report.json"
+
+	// ReportEndpointPath is where an order from hardbaked tells the machine
+	// where to send its report and with which key (written by cloud-init's
+	// write_files, mode 0600): {"url": …, "order_id": …, "key": 64 hex}.
+	// Without it the report stays on the machine only.
+	ReportEndpointPath = StateDir + "/report-endpoint.json"
+	// OutboxPath holds the newest report not yet delivered to the service.
+	OutboxPath = StateDir + "/report-outbox.json"
+	// DeliveryPath records how the last delivery ended.
+	DeliveryPath = StateDir + "/report-delivery.json"
 )
 
 // Plan is everything the agent applies on one machine.

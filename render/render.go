@@ -7,6 +7,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/url"
+	"path"
 	"regexp"
 
 	"hardbake.dev/hardbake/config"
@@ -77,6 +79,47 @@ func (a Agent) validate() error {
 // Options select optional outputs.
 type Options struct {
 	NetworkConfig bool
+	// Report, when set, tells the machine where to send its report and
+	// with which key (an order of hardbaked).
+	Report *ReportEndpoint
+}
+
+// ReportEndpoint is where the machine sends its signed report: URL ends
+// in the order id (POST /report/{order_id} in docs/hardbaked.md), Key is
+// the order's report key as 64 hex digits.
+type ReportEndpoint struct {
+	URL string
+	Key string
+}
+
+var (
+	reportKeyRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	orderIDRE   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+)
+
+// OrderID is the last path segment of the URL, which the signature binds.
+func (e ReportEndpoint) OrderID() string {
+	u, err := url.Parse(e.URL)
+	if err != nil {
+		return ""
+	}
+	return path.Base(u.Path)
+}
+
+// Validate checks the URL and key shapes.
+func (e ReportEndpoint) Validate() error {
+	u, err := url.Parse(e.URL)
+	switch {
+	case err != nil:
+		return fmt.Errorf("report URL: %w", err)
+	case u.Scheme != "http" && u.Scheme != "https", u.Host == "", u.User != nil, u.RawQuery != "", u.Fragment != "":
+		return fmt.Errorf("report URL %q: want http(s)://HOST[:PORT]/PATH/ORDER_ID, no user, query or fragment", e.URL)
+	case !orderIDRE.MatchString(e.OrderID()):
+		return fmt.Errorf("report URL %q: its last path segment (the order id) must be 1–128 of A-Z a-z 0-9 . _ -", e.URL)
+	case !reportKeyRE.MatchString(e.Key):
+		return fmt.Errorf("report key: want 64 lowercase hex digits")
+	}
+	return nil
 }
 
 // Result is everything one render produces.
@@ -97,6 +140,11 @@ func Compile(p *config.Profile, m *config.Machine, a Agent, opts Options) (*Resu
 	if err := a.validate(); err != nil {
 		return nil, err
 	}
+	if opts.Report != nil {
+		if err := opts.Report.Validate(); err != nil {
+			return nil, err
+		}
+	}
 	pl, err := buildPlan(p, m)
 	if err != nil {
 		return nil, err
@@ -106,7 +154,7 @@ func Compile(p *config.Profile, m *config.Machine, a Agent, opts Options) (*Resu
 		return nil, err
 	}
 	res := &Result{Plan: pl, PlanJSON: planJSON, PlanDigest: PlanDigest(planJSON), SSHPort: pl.SSH.Port}
-	if res.UserData, err = userData(p, m, a, planJSON, res.PlanDigest); err != nil {
+	if res.UserData, err = userData(p, m, a, planJSON, res.PlanDigest, opts.Report); err != nil {
 		return nil, err
 	}
 	if res.MetaData, err = metaDataDoc(m); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -51,6 +52,14 @@ type aptConfig struct {
 	SourcesList         string `yaml:"sources_list"`
 }
 
+// reportEndpointDoc is the file at plan.ReportEndpointPath, read by the
+// agent's sender (agent.PostPy).
+type reportEndpointDoc struct {
+	URL     string `json:"url"`
+	OrderID string `json:"order_id"`
+	Key     string `json:"key"`
+}
+
 type metaData struct {
 	InstanceID    string `yaml:"instance-id"`
 	LocalHostname string `yaml:"local-hostname"`
@@ -75,7 +84,7 @@ func hostKeyTypes(crypto string) []string {
 	return []string{"ed25519", "rsa"}
 }
 
-func userData(p *config.Profile, m *config.Machine, a Agent, planJSON []byte, digest string) ([]byte, error) {
+func userData(p *config.Profile, m *config.Machine, a Agent, planJSON []byte, digest string, report *ReportEndpoint) ([]byte, error) {
 	if len(planJSON) >= maxArgBytes {
 		return nil, fmt.Errorf("plan is %d bytes, over the %d-byte limit of one command-line argument", len(planJSON), maxArgBytes)
 	}
@@ -103,6 +112,17 @@ func userData(p *config.Profile, m *config.Machine, a Agent, planJSON []byte, di
 	}
 	cc.Bootcmd = append(cc.Bootcmd, []string{"sh", "-c", templates.Bootcmd(), "hardbake-firstboot",
 		string(a.Kind), source, a.SHA256, string(planJSON), digest})
+
+	if report != nil {
+		// Root-only, beside the plan; write_files runs right after
+		// bootcmd, long before the late stage sends the report.
+		ep, err := json.Marshal(reportEndpointDoc{URL: report.URL, OrderID: report.OrderID(), Key: report.Key})
+		if err != nil {
+			return nil, fmt.Errorf("report endpoint: %w", err)
+		}
+		cc.WriteFiles = append(cc.WriteFiles, writeFile{Path: plan.ReportEndpointPath,
+			Content: string(ep) + "\n", Owner: "root:root", Permissions: "0600"})
+	}
 
 	u := user{
 		Name:              m.AdminUser,

@@ -55,7 +55,13 @@ func TestSeedISOMatchesCLI(t *testing.T) {
 			if err := os.WriteFile(order, []byte(doc), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			args := append([]string{"iso", "--profile", "baseline", "--order", order, "-o", out}, c.args(o, agent)...)
+			// The order's report endpoint is part of its input.
+			keyFile := filepath.Join(dir, "report-key-"+c.name)
+			if err := os.WriteFile(keyFile, []byte(o.Report.Key+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			args := append([]string{"iso", "--profile", "baseline", "--order", order, "-o", out,
+				"--report-url", o.Report.URL, "--report-key-file", keyFile}, c.args(o, agent)...)
 			if outp, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
 				t.Fatalf("hardbake %v: %v\n%s", args, err, outp)
 			}

@@ -267,6 +267,8 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 		Profile: prof, Order: ord, Source: src,
 		Resolved:      agent,
 		NetworkConfig: req.NetworkConfig,
+		// The machine sends its report here, signed with the order's key.
+		Report: &render.ReportEndpoint{URL: s.reportURL(id), Key: hex.EncodeToString(s.cfg.Secrets.ReportKey(id))},
 	})
 	if err != nil {
 		if d := diagnosticsOf(err, "request", positions); d != nil {
@@ -373,6 +375,8 @@ func (s *Server) agentURL(sha, arch string) string {
 	return s.cfg.PublicURL + "/agent/" + sha + "/" + render.SeedName(arch)
 }
 
+func (s *Server) reportURL(id string) string { return s.cfg.PublicURL + "/report/" + id }
+
 func (s *Server) orderResponse(o Order) OrderResponse {
 	resp := OrderResponse{
 		ID: o.ID, ClientOrderID: o.ClientOrderID, Status: o.Status, Profile: o.Profile, ProfileRevision: o.ProfileRevision,
@@ -407,7 +411,7 @@ func (s *Server) orderResponse(o Order) OrderResponse {
 	u := s.cfg.PublicURL + "/nocloud/" + s.cfg.Secrets.Token(o.ID) + "/"
 	arg := "ds=nocloud-net;s=" + u
 	resp.NoCloud = &NoCloudInfo{URL: u, KernelArg: arg, KernelArgGRUB: strings.ReplaceAll(arg, ";", `\;`), SMBIOSSerial: arg, QEMUSMBIOS: "type=1,serial=" + arg}
-	resp.Report = &ReportInfo{URL: s.cfg.PublicURL + "/report/" + o.ID, Key: hex.EncodeToString(s.cfg.Secrets.ReportKey(o.ID))}
+	resp.Report = &ReportInfo{URL: s.reportURL(o.ID), Key: hex.EncodeToString(s.cfg.Secrets.ReportKey(o.ID))}
 	base := "/v1/orders/" + o.ID + "/"
 	resp.Files = map[string]string{"seed.iso": base + "seed.iso", "user-data": base + "user-data", "meta-data": base + "meta-data"}
 	return resp

@@ -4,6 +4,7 @@
 //
 //	hardbake-firstboot apply --stage early|late [--plan FILE] [--plan-sha256 HEX]
 //	hardbake-firstboot check [--plan FILE]
+//	hardbake-firstboot send-report
 //	hardbake-firstboot version
 package main
 
@@ -31,6 +32,7 @@ func main() {
 func usage(w io.Writer) int {
 	fmt.Fprintln(w, "usage: hardbake-firstboot apply --stage early|late [--plan FILE] [--plan-sha256 HEX]")
 	fmt.Fprintln(w, "       hardbake-firstboot check [--plan FILE]")
+	fmt.Fprintln(w, "       hardbake-firstboot send-report")
 	fmt.Fprintln(w, "       hardbake-firstboot version")
 	return agent.ExitUsage
 }
@@ -42,6 +44,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd := args[0]
 	if cmd == "version" {
 		fmt.Fprintln(stdout, "hardbake-firstboot", stamp.Version(version))
+		return agent.ExitOK
+	}
+	if cmd == "send-report" {
+		if len(args) > 1 {
+			return usage(stderr)
+		}
+		// Started detached after the late stage and check (see
+		// agent.Deliver); it retries with a bounded backoff.
+		a := &agent.Agent{Root: agent.Root{Dir: "/"}, Runner: agent.ExecRunner{}, Sleep: time.Sleep, Out: stdout, Err: stderr, Version: version}
+		if _, err := a.Deliver(agent.DefaultBackoff()); err != nil {
+			fmt.Fprintf(stderr, "hardbake-firstboot send-report: %v\n", err)
+			return agent.ExitFailed
+		}
 		return agent.ExitOK
 	}
 	if cmd != "apply" && cmd != "check" {

@@ -22,6 +22,7 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"check", "--stage", "early"}, 2, ""},
 		{[]string{"check", "--plan"}, 2, ""},
 		{[]string{"version"}, 0, "hardbake-firstboot dev"},
+		{[]string{"send-report", "--now"}, 2, ""},
 		// No --root: the commands the agent runs act on this machine.
 		{[]string{"apply", "--stage", "early", "--root", "/tmp/x"}, 2, ""},
 		{[]string{"check", "--root", "/tmp/x"}, 2, ""},

@@ -12,6 +12,7 @@ import (
 
 	"hardbake.dev/hardbake/bake"
 	"hardbake.dev/hardbake/config"
+	"hardbake.dev/hardbake/render"
 	"hardbake.dev/hardbake/templates"
 )
 
@@ -35,6 +36,8 @@ type inputFlags struct {
 	agentBinary string
 	agentSHA256 string
 	netcfg      strictBool
+	reportURL   string
+	reportKey   string
 }
 
 func (f *inputFlags) register(fs *pflag.FlagSet) {
@@ -53,6 +56,8 @@ func (f *inputFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.agentSHA256, "agent-sha256", "", "sha256 of the agent at --agent url=URL when no binary is at hand")
 	fs.Var(&f.netcfg, "network-config", "also write network-config (DHCP on every Ethernet interface); =true or =false only")
 	fs.Lookup("network-config").NoOptDefVal = "true"
+	fs.StringVar(&f.reportURL, "report-url", "", "`URL` the machine posts its signed report to (hardbaked: .../report/ORDER_ID)")
+	fs.StringVar(&f.reportKey, "report-key-file", "", "`FILE` holding the report key (64 hex digits), with --report-url")
 }
 
 // compile loads the inputs and bakes them, printing render's warnings. It
@@ -67,8 +72,12 @@ func (f *inputFlags) compile(e *env, fs *pflag.FlagSet) (*bake.Result, []bake.In
 		return nil, nil, err
 	}
 	f.orderSrc = src
+	report, err := f.loadReport()
+	if err != nil {
+		return nil, nil, err
+	}
 	res, err := bake.Seed(bake.Request{
-		Profile: p, Order: order, Source: src, Overrides: ov, NetworkConfig: bool(f.netcfg),
+		Profile: p, Order: order, Source: src, Overrides: ov, NetworkConfig: bool(f.netcfg), Report: report,
 		Agent: bake.AgentRequest{Mode: f.agent, Arch: f.arch, Path: f.agentBinary, SearchDirs: bake.DefaultSearchDirs(), SHA256: f.agentSHA256},
 	})
 	if err != nil {
@@ -78,6 +87,26 @@ func (f *inputFlags) compile(e *env, fs *pflag.FlagSet) (*bake.Result, []bake.In
 		fmt.Fprintln(e.stderr, "hardbake: warning:", w)
 	}
 	return res, f.inputFiles(res), nil
+}
+
+// loadReport reads --report-url and --report-key-file (both or neither);
+// render checks their shape.
+func (f *inputFlags) loadReport() (*render.ReportEndpoint, error) {
+	if (f.reportURL == "") != (f.reportKey == "") {
+		return nil, usagef("--report-url and --report-key-file go together")
+	}
+	if f.reportURL == "" {
+		return nil, nil
+	}
+	key, err := os.ReadFile(f.reportKey)
+	if err != nil {
+		return nil, usagef("--report-key-file: %v", err)
+	}
+	ep := &render.ReportEndpoint{URL: f.reportURL, Key: strings.TrimSpace(string(key))}
+	if err := ep.Validate(); err != nil {
+		return nil, usagef("--report-url/--report-key-file: %v", err)
+	}
+	return ep, nil
 }
 
 // inputFiles are the files this run read.
