@@ -23,6 +23,13 @@ type ExitError struct {
 
 func (e *ExitError) Error() string {
 	msg := strings.TrimSpace(e.Stderr)
+	// sudo warns first when the machine's own hostname does not resolve
+	// (common before cloud-init has written /etc/hosts); the line that
+	// says why the command failed comes after it.
+	for strings.HasPrefix(msg, "sudo: unable to resolve host ") {
+		_, rest, _ := strings.Cut(msg, "\n")
+		msg = strings.TrimSpace(rest)
+	}
 	if i := strings.IndexByte(msg, '\n'); i >= 0 {
 		msg = msg[:i] + " …"
 	}

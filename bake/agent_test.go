@@ -222,12 +222,16 @@ func TestDefaultSearchDirs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"/opt/agents", filepath.Dir(exe), PackageAgentDir}
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = resolved
+	}
+	bindir := filepath.Dir(exe)
+	want := []string{"/opt/agents", filepath.Join(bindir, "..", "lib", "hardbake"), bindir, PackageAgentDir}
 	if strings.Join(dirs, ":") != strings.Join(want, ":") {
 		t.Errorf("DefaultSearchDirs() = %v, want %v", dirs, want)
 	}
 	t.Setenv("HARDBAKE_AGENT_DIR", "")
-	if dirs := DefaultSearchDirs(); len(dirs) != 2 || dirs[1] != PackageAgentDir {
+	if dirs := DefaultSearchDirs(); len(dirs) != 3 || dirs[2] != PackageAgentDir {
 		t.Errorf("without HARDBAKE_AGENT_DIR: %v", dirs)
 	}
 }
