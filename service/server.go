@@ -125,6 +125,8 @@ func (s *Server) routes() http.Handler {
 	op("GET /v1/orders/{id}", s.getOrder)
 	op("DELETE /v1/orders/{id}", s.cancelOrder)
 	op("GET /v1/orders/{id}/{file}", s.orderFile)
+	op("GET /v1/orders/{id}/edge", s.orderEdge)
+	op("GET /v1/orders/{id}/backup", s.orderEdge)
 	op("GET /metrics", s.serveMetrics)
 	open("GET /nocloud/{token}/{file}", s.nocloud)
 	open("GET /agent/{sha256}/{name}", s.agentBinary)
