@@ -598,7 +598,20 @@ func (g *guest) full(ctx context.Context) {
 	if g.sc.Image == noFirewallToolImage {
 		g.noFirewallToolAfterReboot()
 	}
-	g.outside(ctx, " (after reboot)", verify.Options{BanTest: true})
+	// The ban last: it locks this client out, so it stays in place and is
+	// proven from inside through qemu-guest-agent, as the machine stops
+	// afterwards. (verify's unban-and-log-in-again check was not reliable
+	// in the suite: a lifted ban came straight back.)
+	g.outside(ctx, " (after reboot)", verify.Options{BanTest: true, KeepBan: true})
+	code, out, err := g.vm.qgaExec(ctx, 60*time.Second, "/usr/bin/fail2ban-client", "status", "sshd")
+	_ = os.WriteFile(filepath.Join(g.dir, "fail2ban-status.txt"), []byte(out), 0o644)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("fail2ban-client status sshd exited %d: %s", code, out)
+	}
+	if err == nil && !strings.Contains(out, "10.0.2.2") {
+		err = fmt.Errorf("10.0.2.2 not in the banned list: %s", out)
+	}
+	g.res.check("ban shows in fail2ban-client status sshd (via qemu-guest-agent)", err)
 }
 
 func sameKey(a, b ssh.PublicKey) error {

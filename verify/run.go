@@ -58,6 +58,10 @@ type Options struct {
 	BanTest bool
 	// BanWait bounds the wait for the ban and for its lifting (default 3 min).
 	BanWait time.Duration
+	// KeepBan leaves the ban in place (no unban scheduled, no unban
+	// check): for a caller that proves the ban from inside by another
+	// channel and then stops the machine, as the e2e suite does.
+	KeepBan bool
 	// Progress receives one line per step (nil: silent).
 	Progress io.Writer
 	// Suffix is appended to every check's name (e.g. " (after reboot)").
