@@ -413,7 +413,18 @@ func (g *guest) expect() (verify.Expect, error) {
 			Firewall: true, Open: []plan.Port{{Port: portHTTP, Proto: "tcp"}, {Port: portOrder, Proto: "tcp"}},
 			Restricted: restricted, ProbePort: portForbidden, Fail2ban: true}, nil
 	}
-	pl, err := verify.PlanFromSeed(g.seed)
+	var pl *plan.Plan
+	var err error
+	if g.svc != nil {
+		// Booted by NoCloud-Net: no seed; the plan is in the user-data
+		// the service serves.
+		var ud []byte
+		if ud, err = g.svc.h.userData(g.svc.order.ID); err == nil {
+			pl, err = verify.PlanFromUserData(ud)
+		}
+	} else {
+		pl, err = verify.PlanFromSeed(g.seed)
+	}
 	if err != nil {
 		return verify.Expect{}, err
 	}
@@ -427,7 +438,7 @@ func (g *guest) expect() (verify.Expect, error) {
 // what its checks need.
 func (g *guest) outside(ctx context.Context, suffix string, opts verify.Options) verify.Results {
 	e, err := g.expect()
-	if !g.res.check("expectations from the seed's plan"+suffix, err) {
+	if !g.res.check("expectations from the plan"+suffix, err) {
 		return nil
 	}
 	opts.Suffix, opts.LoginWait = suffix, loginTimeout

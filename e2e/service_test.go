@@ -151,6 +151,29 @@ func (h *hardbaked) call(method, path, contentType string, body []byte, out any)
 	return resp.StatusCode, nil
 }
 
+// userData is an order's user-data as the service serves it to the
+// operator (the NoCloud-Net scenarios have no seed to read the plan from).
+func (h *hardbaked) userData(id string) ([]byte, error) {
+	req, err := http.NewRequest("GET", "http://"+h.Addr+"/v1/orders/"+id+"/user-data", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+h.token)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET user-data: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("GET user-data: read: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET user-data: HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(data))
+	}
+	return data, nil
+}
+
 // svcOrder is the part of hardbaked's order the suite reads.
 type svcOrder struct {
 	ID         string `json:"id"`
