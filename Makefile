@@ -5,7 +5,7 @@ BIN       := bin
 VERSION   ?= $(shell bash scripts/version.sh 2>/dev/null || echo dev)
 # The agent's version as internal/stamp reads it from the binary.
 AGENT_LDFLAGS := -s -w -X 'main.version=[hardbake-version:$(VERSION)]'
-FUZZTIME  ?= 5s
+FUZZTIME  ?= 20000x
 # cgo code (store/, cmd/hardbaked) builds, tests and vets with -tags libsqlite3:
 # without it go-dqlite bundles a second, older SQLite.
 # Re-run .ci/deps whenever it changes.
