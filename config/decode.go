@@ -69,32 +69,32 @@ func decodeStrict(file string, data []byte, out any) (*Source, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if len(bytes.TrimSpace(data)) == 0 { // yaml.v3 calls a lone tab a syntax error
-		errs.add("", "empty document")
+		errs.add(CodeEmptyDocument, "", "empty document")
 		return src, errs.err()
 	}
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			errs.add("", "empty document")
+			errs.add(CodeEmptyDocument, "", "empty document")
 			return src, errs.err()
 		}
 		return src, &InputError{Errs: []*FieldError{syntaxError(file, err)}}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		errs.addAt(Pos{extra.Line, extra.Column}, "", "only one document is allowed")
+		errs.addAt(Pos{extra.Line, extra.Column}, CodeMultipleDocuments, "", "only one document is allowed")
 	} else if !errors.Is(err, io.EOF) {
 		return src, &InputError{Errs: []*FieldError{syntaxError(file, err)}}
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode {
 		if len(root.Content) == 0 {
-			errs.add("", "empty document")
+			errs.add(CodeEmptyDocument, "", "empty document")
 			return src, errs.err()
 		}
 		root = root.Content[0]
 	}
 	if isNull(root) { // no position: "---" alone puts it on the line after
-		errs.add("", "empty document")
+		errs.add(CodeEmptyDocument, "", "empty document")
 		return src, errs.err()
 	}
 	src.pos[""] = Pos{root.Line, root.Column}
@@ -107,7 +107,7 @@ func decodeStrict(file string, data []byte, out any) (*Source, error) {
 // FieldError with the line in the position.
 func syntaxError(file string, err error) *FieldError {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	fe := &FieldError{File: file, Reason: "invalid YAML: " + msg}
+	fe := &FieldError{File: file, Code: CodeSyntax, Reason: "invalid YAML: " + msg}
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
 		if i := strings.IndexByte(rest, ':'); i > 0 {
 			if n, convErr := strconv.Atoi(rest[:i]); convErr == nil {
@@ -157,7 +157,7 @@ func (d *decoder) value(path string, n *yaml.Node, v reflect.Value) {
 	}
 	if d.values++; d.values > maxValues {
 		if d.values == maxValues+1 {
-			d.errs.addAt(Pos{n.Line, n.Column}, "", "document too complex: more than %d values (aliases expanding too far?)", maxValues)
+			d.errs.addAt(Pos{n.Line, n.Column}, CodeTooComplex, "", "document too complex: more than %d values (aliases expanding too far?)", maxValues)
 		}
 		return
 	}
@@ -167,7 +167,7 @@ func (d *decoder) value(path string, n *yaml.Node, v reflect.Value) {
 	// refuse every one except !!str on a string, which only says what the
 	// value already is.
 	if n.Style&yaml.TaggedStyle != 0 && !(v.Kind() == reflect.String && n.Kind == yaml.ScalarNode && n.Tag == "!!str") {
-		d.errs.add(path, "explicit YAML tag %s is not allowed here: it changes how readers take the value; write the value plainly", strconv.Quote(n.Tag))
+		d.errs.add(CodeExplicitTag, path, "explicit YAML tag %s is not allowed here: it changes how readers take the value; write the value plainly", strconv.Quote(n.Tag))
 		return
 	}
 	if isNull(n) {
@@ -176,7 +176,7 @@ func (d *decoder) value(path string, n *yaml.Node, v reflect.Value) {
 	}
 	if v.CanAddr() && v.Addr().Type().Implements(nodeDecoderType) {
 		if err := v.Addr().Interface().(nodeDecoder).decodeNode(n); err != nil {
-			d.errs.add(path, "%v", err)
+			d.errs.add(codeOf(err), path, "%v", err)
 		}
 		return
 	}
@@ -189,7 +189,7 @@ func (d *decoder) value(path string, n *yaml.Node, v reflect.Value) {
 		d.structValue(path, n, v)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			d.errs.add(path, "must be a list, not %s", describe(n))
+			d.errs.add(CodeWrongType, path, "must be a list, not %s", describe(n))
 			return
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
@@ -199,7 +199,7 @@ func (d *decoder) value(path string, n *yaml.Node, v reflect.Value) {
 		v.Set(s)
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			d.errs.add(path, "must be a mapping, not %s", describe(n))
+			d.errs.add(CodeWrongType, path, "must be a mapping, not %s", describe(n))
 			return
 		}
 		m := reflect.MakeMap(v.Type())
@@ -211,18 +211,18 @@ func (d *decoder) value(path string, n *yaml.Node, v reflect.Value) {
 		v.Set(m)
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
-			d.errs.add(path, "must be a string, not %s", describe(n))
+			d.errs.add(CodeWrongType, path, "must be a string, not %s", describe(n))
 			return
 		}
 		v.SetString(n.Value)
 	case reflect.Int:
 		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
-			d.errs.add(path, "must be an integer, not %s", describe(n))
+			d.errs.add(CodeWrongType, path, "must be an integer, not %s", describe(n))
 			return
 		}
 		i, reason := parseDecimal(n.Value)
 		if reason != "" {
-			d.errs.add(path, "%s", reason)
+			d.errs.add(CodeNumberSpelling, path, "%s", reason)
 			return
 		}
 		v.SetInt(int64(i))
@@ -230,7 +230,7 @@ func (d *decoder) value(path string, n *yaml.Node, v reflect.Value) {
 		// Only the JSON spellings: YAML 1.2 readers also take True and TRUE,
 		// YAML 1.1 readers (cloud-init's) also yes, no, on, off, y and n.
 		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || (n.Value != "true" && n.Value != "false") {
-			d.errs.add(path, "must be true or false (spelled so), not %s", describe(n))
+			d.errs.add(CodeWrongType, path, "must be true or false (spelled so), not %s", describe(n))
 			return
 		}
 		v.SetBool(n.Value == "true")
@@ -248,16 +248,16 @@ func (d *decoder) pairs(path string, n *yaml.Node, fn func(key string, keyNode, 
 		kp := join(path, k.Value)
 		if k.Kind != yaml.ScalarNode || (k.Tag != "!!str" && k.Tag != "!!merge") {
 			d.src.pos[kp] = Pos{k.Line, k.Column}
-			d.errs.add(kp, "keys must be strings, not %s", describe(k))
+			d.errs.add(CodeWrongType, kp, "keys must be strings, not %s", describe(k))
 			continue
 		}
 		if k.Tag == "!!merge" {
 			d.src.pos[kp] = Pos{k.Line, k.Column}
-			d.errs.add(kp, "merge keys (<<) are not supported; write the values out")
+			d.errs.add(CodeMergeKey, kp, "merge keys (<<) are not supported; write the values out")
 			continue
 		}
 		if line, dup := seen[k.Value]; dup {
-			d.errs.addAt(Pos{k.Line, k.Column}, kp, "duplicate key %q (first defined on line %d)", k.Value, line)
+			d.errs.addAt(Pos{k.Line, k.Column}, CodeDuplicateKey, kp, "duplicate key %q (first defined on line %d)", k.Value, line)
 			continue
 		}
 		seen[k.Value] = k.Line
@@ -267,7 +267,7 @@ func (d *decoder) pairs(path string, n *yaml.Node, fn func(key string, keyNode, 
 
 func (d *decoder) structValue(path string, n *yaml.Node, v reflect.Value) {
 	if n.Kind != yaml.MappingNode {
-		d.errs.add(path, "must be a mapping, not %s", describe(n))
+		d.errs.add(CodeWrongType, path, "must be a mapping, not %s", describe(n))
 		return
 	}
 	fields := structFields(v.Type())
@@ -276,7 +276,7 @@ func (d *decoder) structValue(path string, n *yaml.Node, v reflect.Value) {
 		if !ok {
 			kp := join(path, key)
 			d.src.pos[kp] = Pos{keyNode.Line, keyNode.Column}
-			d.errs.add(kp, "unknown key (allowed: %s)", strings.Join(sortedKeys(fields), ", "))
+			d.errs.add(CodeUnknownKey, kp, "unknown key (allowed: %s)", strings.Join(sortedKeys(fields), ", "))
 			return
 		}
 		d.value(join(path, key), val, v.Field(idx))

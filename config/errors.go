@@ -19,6 +19,7 @@ type FieldError struct {
 	File   string // file name, or a flag such as "--ssh-port"
 	Pos    Pos
 	Path   string // key path, e.g. "firewall.services[1].sources[0]"
+	Code   Code   // which check refused the value (codes.go)
 	Reason string
 }
 
@@ -62,8 +63,8 @@ type errList struct {
 	errs []*FieldError
 }
 
-func (l *errList) add(path, format string, args ...any) {
-	fe := &FieldError{Path: path, Reason: fmt.Sprintf(format, args...)}
+func (l *errList) add(code Code, path, format string, args ...any) {
+	fe := &FieldError{Path: path, Code: code, Reason: fmt.Sprintf(format, args...)}
 	if l.src != nil {
 		fe.File = l.src.File
 		fe.Pos = l.src.Pos(path)
@@ -76,8 +77,8 @@ func (l *errList) add(path, format string, args ...any) {
 
 // addAt adds a problem at pos, which need not be the position recorded for
 // path (a duplicate key, a second document).
-func (l *errList) addAt(pos Pos, path, format string, args ...any) {
-	fe := &FieldError{Path: path, Pos: pos, Reason: fmt.Sprintf(format, args...)}
+func (l *errList) addAt(pos Pos, code Code, path, format string, args ...any) {
+	fe := &FieldError{Path: path, Pos: pos, Code: code, Reason: fmt.Sprintf(format, args...)}
 	if l.src != nil {
 		fe.File = l.src.File
 	}

@@ -21,6 +21,7 @@ import (
 // fields, an OpenPGP key's content, a CIDR's host bits and IPv6 syntax, and
 // number spellings (JSON Schema's data model has one 3 for 3 and 3.0).
 type rule struct {
+	code   Code // set from the rule's name in the table (or invalid-choice for an enum)
 	schema map[string]any
 	str    func(string) string // for string values
 	num    func(int) string    // for integer values
@@ -65,6 +66,7 @@ func enumRule(values []string) rule {
 		want = strings.Join(values[:len(values)-1], ", ") + " or " + values[len(values)-1]
 	}
 	return rule{
+		code:   CodeInvalidChoice,
 		schema: map[string]any{"enum": values},
 		str: func(s string) string {
 			if !slices.Contains(values, s) {
@@ -113,7 +115,7 @@ func mirrorURLPattern() string {
 // use: building the patterns at every start of the CLI would cost each run
 // (hardbake version included) about a millisecond.
 var fieldRules = sync.OnceValue(func() map[string]rule {
-	return map[string]rule{
+	rules := map[string]rule{
 		"profileName": patternRule(profileRE, func(s string) string {
 			if !profileRE.MatchString(s) {
 				return fmt.Sprintf("%q must be 1–63 lower-case letters, digits and inner hyphens", s)
@@ -186,6 +188,11 @@ var fieldRules = sync.OnceValue(func() map[string]rule {
 			str: checkPackage,
 		},
 	}
+	for name, r := range rules {
+		r.code = ruleCode(name)
+		rules[name] = r
+	}
+	return rules
 })
 
 func utf8Len(s string) int { return len([]rune(s)) }
@@ -232,7 +239,7 @@ func applyRules(e *errList, path string, v reflect.Value) {
 			}
 			if fv.Kind() == reflect.Slice {
 				if n, _ := strconv.Atoi(f.Tag.Get("minItems")); n > 0 && fv.Len() < n && e.src.given(fp) {
-					e.add(fp, "must list at least %d item(s); leave it out for the default", n)
+					e.add(CodeTooFewItems, fp, "must list at least %d item(s); leave it out for the default", n)
 				}
 				for j := range fv.Len() {
 					checkValue(e, fmt.Sprintf("%s[%d]", fp, j), r, fv.Index(j))
@@ -268,6 +275,6 @@ func checkValue(e *errList, path string, r rule, v reflect.Value) {
 		panic("config: rule on a " + v.Kind().String() + " at " + path)
 	}
 	if reason != "" {
-		e.add(path, "%s", reason)
+		e.add(r.code, path, "%s", reason)
 	}
 }

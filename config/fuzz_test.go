@@ -21,6 +21,7 @@ func checkInputError(t *testing.T, file string, err error) {
 	if len(ie.Errs) == 0 {
 		t.Fatal("InputError without entries")
 	}
+	wantKnownCodes(t, ie)
 	for _, fe := range ie.Errs {
 		if fe.Reason == "" {
 			t.Fatalf("empty reason in %+v", fe)

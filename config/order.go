@@ -67,43 +67,43 @@ func (o *Order) Resolve(p *Profile, src *Source) (*Machine, error) {
 		SSHPort:           o.SSHPort,
 	}
 	if o.Hostname == "" {
-		e.add("hostname", "required (set it in the order or with --hostname)")
+		e.add(CodeRequired, "hostname", "required (set it in the order or with --hostname)")
 	} else if reason := checkHostname(o.Hostname); reason != "" {
-		e.add("hostname", "%s", reason)
+		e.add(CodeInvalidHostname, "hostname", "%s", reason)
 	}
 	if m.AdminUser == "" && !src.given("admin_user") {
 		m.AdminUser = p.Admin.Name
 	} else if reason := checkUserName(m.AdminUser); reason != "" {
-		e.add("admin_user", "%s", reason)
+		e.add(CodeInvalidLoginName, "admin_user", "%s", reason)
 	}
 	switch {
 	case p.Admin.Sudo == "password" && o.AdminPasswordHash == "":
-		e.add("admin_password_hash", "required: the profile's admin.sudo is password")
+		e.add(CodeRequired, "admin_password_hash", "required: the profile's admin.sudo is password")
 	case p.Admin.Sudo != "password" && (o.AdminPasswordHash != "" || src.given("admin_password_hash")):
-		e.add("admin_password_hash", "given, but the profile's admin.sudo is %s: the hash would be ignored; leave it out or use a profile with admin.sudo: password", p.Admin.Sudo)
+		e.add(CodeIgnoredField, "admin_password_hash", "given, but the profile's admin.sudo is %s: the hash would be ignored; leave it out or use a profile with admin.sudo: password", p.Admin.Sudo)
 	case o.AdminPasswordHash != "" && !pwHashRE.MatchString(o.AdminPasswordHash):
-		e.add("admin_password_hash", "must be a crypt(3) hash ($6$…, $y$…), never a plain password")
+		e.add(CodeInvalidPasswordHash, "admin_password_hash", "must be a crypt(3) hash ($6$…, $y$…), never a plain password")
 	}
 	if len(o.SSHKeys) == 0 {
-		e.add("ssh_keys", "at least one SSH public key is required (--ssh-key or --ssh-key-file)")
+		e.add(CodeRequired, "ssh_keys", "at least one SSH public key is required (--ssh-key or --ssh-key-file)")
 	}
 	for i, line := range o.SSHKeys {
 		k, reason := ParseAuthorizedKey(line)
 		if reason != "" {
-			e.add(fmt.Sprintf("ssh_keys[%d]", i), "%s", reason)
+			e.add(CodeInvalidSSHKey, fmt.Sprintf("ssh_keys[%d]", i), "%s", reason)
 			continue
 		}
 		m.Keys = append(m.Keys, k)
 	}
 	if !o.SSHPort.Random && o.SSHPort.Value != 0 {
 		if reason := checkSSHPort(o.SSHPort.Value); reason != "" {
-			e.add("ssh_port", "%s", reason)
+			e.add(CodeInvalidPort, "ssh_port", "%s", reason)
 		}
 	}
 	for i, a := range o.Allow {
 		svc, reason := parsePortProto(a)
 		if reason != "" {
-			e.add(fmt.Sprintf("allow[%d]", i), "%s", reason)
+			e.add(CodeInvalidService, fmt.Sprintf("allow[%d]", i), "%s", reason)
 			continue
 		}
 		m.Allow = append(m.Allow, svc)
@@ -111,7 +111,7 @@ func (o *Order) Resolve(p *Profile, src *Source) (*Machine, error) {
 	o.checkContradictions(e, p, m)
 	if o.InstanceID != "" {
 		if reason := checkInstanceID(o.InstanceID); reason != "" {
-			e.add("instance_id", "%s", reason)
+			e.add(CodeInvalidInstanceID, "instance_id", "%s", reason)
 		}
 		m.InstanceID = o.InstanceID
 	}
@@ -138,7 +138,7 @@ func (o *Order) checkContradictions(e *errList, p *Profile, m *Machine) {
 	if o.AdminUser != "" {
 		for i, g := range p.Admin.Groups {
 			if g == o.AdminUser {
-				e.add("admin_user", "%q is also the profile's admin.groups[%d]: cloud-init would create the group first and useradd would then fail", o.AdminUser, i)
+				e.add(CodeNameConflict, "admin_user", "%q is also the profile's admin.groups[%d]: cloud-init would create the group first and useradd would then fail", o.AdminUser, i)
 			}
 		}
 	}
@@ -149,7 +149,7 @@ func (o *Order) checkContradictions(e *errList, p *Profile, m *Machine) {
 			restricted[key] = i
 		}
 		if sshField == "ssh_port" && svc.Proto == "tcp" && svc.Port == sshPort {
-			e.add("ssh_port", "%d is also the profile's firewall.services[%d].port (tcp); choose another SSH port", sshPort, i)
+			e.add(CodePortConflict, "ssh_port", "%d is also the profile's firewall.services[%d].port (tcp); choose another SSH port", sshPort, i)
 		}
 	}
 	for i, a := range o.Allow {
@@ -160,10 +160,10 @@ func (o *Order) checkContradictions(e *errList, p *Profile, m *Machine) {
 		path := fmt.Sprintf("allow[%d]", i)
 		key := fmt.Sprintf("%d/%s", svc.Port, svc.Proto)
 		if j, ok := restricted[key]; ok {
-			e.add(path, "%s would open firewall.services[%d] to every source, but the profile restricts it to firewall.services[%d].sources; drop it from the order or change the profile", key, j, j)
+			e.add(CodeWidensRestriction, path, "%s would open firewall.services[%d] to every source, but the profile restricts it to firewall.services[%d].sources; drop it from the order or change the profile", key, j, j)
 		}
 		if sshPort != 0 && svc.Proto == "tcp" && svc.Port == sshPort {
-			e.add(path, "%d/tcp is the SSH port (%s), which is always open; remove it from allow", svc.Port, sshField)
+			e.add(CodePortConflict, path, "%d/tcp is the SSH port (%s), which is always open; remove it from allow", svc.Port, sshField)
 		}
 	}
 }
@@ -253,13 +253,13 @@ func ParseKeyFile(file string, data []byte) ([]string, error) {
 			continue
 		}
 		if _, reason := ParseAuthorizedKey(t); reason != "" {
-			e.errs = append(e.errs, &FieldError{File: file, Pos: Pos{Line: i + 1, Col: 1}, Reason: reason})
+			e.errs = append(e.errs, &FieldError{File: file, Pos: Pos{Line: i + 1, Col: 1}, Code: CodeInvalidSSHKey, Reason: reason})
 			continue
 		}
 		keys = append(keys, t)
 	}
 	if len(keys) == 0 && len(e.errs) == 0 {
-		e.errs = append(e.errs, &FieldError{File: file, Reason: "no SSH public key in file"})
+		e.errs = append(e.errs, &FieldError{File: file, Code: CodeRequired, Reason: "no SSH public key in file"})
 	}
 	if err := e.err(); err != nil {
 		return nil, err

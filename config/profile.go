@@ -6,7 +6,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 
 	"gopkg.in/yaml.v3"
@@ -85,12 +84,12 @@ func (p *PortSpec) decodeNode(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode && (n.Tag == "!!int" || (n.Tag == "!!str" && n.Value == "random")) {
 		spec, reason := ParsePort(n.Value)
 		if reason != "" {
-			return errors.New(reason)
+			return &codedError{code: CodeInvalidPort, msg: reason}
 		}
 		*p = spec
 		return nil
 	}
-	return fmt.Errorf("must be 1–65535 or \"random\", not %s", describe(n))
+	return &codedError{code: CodeWrongType, msg: fmt.Sprintf("must be 1–65535 or \"random\", not %s", describe(n))}
 }
 
 // IsZero reports an absent port (neither a number nor random).

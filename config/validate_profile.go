@@ -138,13 +138,13 @@ func (p *Profile) validate(src *Source) error {
 	// The edge sections validate themselves (package edge owns what each
 	// provider accepts); their issues name their key paths like ours.
 	for _, is := range append(p.Edge.Validate("edge"), p.Backup.Validate("backup")...) {
-		e.add(is.Origin.Path, "%s", is.Reason)
+		e.add(Code(is.Code), is.Origin.Path, "%s", is.Reason)
 	}
 
 	s := p.SSH
 	if !s.Port.Random {
 		if reason := checkSSHPort(s.Port.Value); reason != "" {
-			e.add("ssh.port", "%s", reason)
+			e.add(CodeInvalidPort, "ssh.port", "%s", reason)
 		}
 	}
 
@@ -153,11 +153,11 @@ func (p *Profile) validate(src *Source) error {
 	for i, g := range a.Groups {
 		path := fmt.Sprintf("admin.groups[%d]", i)
 		if j, dup := seenGroup[g]; dup {
-			e.add(path, "%q is already listed in admin.groups[%d]", g, j)
+			e.add(CodeDuplicateItem, path, "%q is already listed in admin.groups[%d]", g, j)
 		}
 		seenGroup[g] = i
 		if g == a.Name {
-			e.add(path, "%q is the admin's own name (admin.name): cloud-init would create the group first and useradd would then fail", g)
+			e.add(CodeNameConflict, path, "%q is the admin's own name (admin.name): cloud-init would create the group first and useradd would then fail", g)
 		}
 	}
 
@@ -167,11 +167,11 @@ func (p *Profile) validate(src *Source) error {
 		path := fmt.Sprintf("firewall.services[%d]", i)
 		key := fmt.Sprintf("%d/%s", svc.Port, svc.Proto)
 		if j, dup := seen[key]; dup {
-			e.add(path, "%d/%s is already declared in firewall.services[%d]", svc.Port, svc.Proto, j)
+			e.add(CodeDuplicateItem, path, "%d/%s is already declared in firewall.services[%d]", svc.Port, svc.Proto, j)
 		}
 		seen[key] = i
 		if !s.Port.Random && svc.Port == s.Port.Value && svc.Proto == "tcp" {
-			e.add(path+".port", "%d/tcp is the SSH port (ssh.port): SSH is always allowed; declare the service on another port or move ssh.port", svc.Port)
+			e.add(CodePortConflict, path+".port", "%d/tcp is the SSH port (ssh.port): SSH is always allowed; declare the service on another port or move ssh.port", svc.Port)
 		}
 	}
 
@@ -185,11 +185,11 @@ func (p *Profile) validate(src *Source) error {
 		j := b.Jails[name]
 		path := join("fail2ban.jails", name)
 		if !knownJails[name] {
-			e.add(path, "unknown jail %q (known: recidive, sshd)", name)
+			e.add(CodeInvalidChoice, path, "unknown jail %q (known: recidive, sshd)", name)
 			continue
 		}
 		if name == "sshd" && !Bool(j.Enabled, true) && Bool(b.Enabled, true) {
-			e.add(path+".enabled", "the sshd jail cannot be disabled while fail2ban is enabled (fail2ban.enabled)")
+			e.add(CodeMeasureRequired, path+".enabled", "the sshd jail cannot be disabled while fail2ban is enabled (fail2ban.enabled)")
 		}
 	}
 	return e.err()

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -367,5 +368,16 @@ func wantInputError(t *testing.T, err error, want, doc string) {
 	}
 	if got := err.Error(); got != want {
 		t.Errorf("error\n got: %s\nwant: %s\ndocument:\n%s", got, want, doc)
+	}
+	wantKnownCodes(t, ie)
+}
+
+// wantKnownCodes fails unless every entry of ie carries a listed code.
+func wantKnownCodes(t *testing.T, ie *config.InputError) {
+	t.Helper()
+	for _, fe := range ie.Errs {
+		if !slices.Contains(config.Codes(), fe.Code) {
+			t.Errorf("%v: code %q is not in config.Codes()", fe, fe.Code)
+		}
 	}
 }

@@ -57,7 +57,7 @@ func DigitalOceanFirewall(in *Input) (*DOFirewall, error) {
 	add := func(o Origin, r DOInboundRule) {
 		fw.InboundRules = append(fw.InboundRules, r)
 		if n := len(fw.InboundRules) + len(fw.OutboundRules); n == DigitalOceanMaxRules+1 {
-			l.add(o, fmt.Sprintf("needs DigitalOcean Cloud Firewall rule %d: a firewall takes at most %d rules, inbound and outbound together (%d outbound)",
+			l.add(o, codeOverLimit, fmt.Sprintf("needs DigitalOcean Cloud Firewall rule %d: a firewall takes at most %d rules, inbound and outbound together (%d outbound)",
 				n, DigitalOceanMaxRules, len(fw.OutboundRules)))
 		}
 	}

@@ -67,7 +67,7 @@ func Build(provider string, in *Input, pol *Policy, backup *BackupPolicy, opts O
 	l = append(l, pol.Validate("edge")...)
 	l = append(l, backup.Validate("backup")...)
 	if !pol.Wants(provider) && len(l) == 0 {
-		l.add(Origin{Doc: DocProfile, Path: "edge.providers"},
+		l.add(Origin{Doc: DocProfile, Path: "edge.providers"}, codeInvalidChoice,
 			fmt.Sprintf("does not list %q, so the profile emits no edge rules for it (listed: %v)", provider, pol.Providers))
 	}
 	if err := l.err(); err != nil {
@@ -89,7 +89,7 @@ func Build(provider string, in *Input, pol *Policy, backup *BackupPolicy, opts O
 	case ProviderDigitalOcean:
 		err = buildDigitalOcean(doc, in)
 	default:
-		return nil, &InputError{Issues: []Issue{{Origin: Origin{Doc: DocFlag, Path: "--provider"},
+		return nil, &InputError{Issues: []Issue{{Origin: Origin{Doc: DocFlag, Path: "--provider"}, Code: codeInvalidChoice,
 			Reason: fmt.Sprintf("unknown provider %q (want ovh, hetzner or digitalocean)", provider)}}}
 	}
 	if err != nil {

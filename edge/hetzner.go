@@ -69,7 +69,7 @@ func HetznerRules(in *Input) ([]HetznerRule, error) {
 	add := func(o Origin, r HetznerRule) {
 		used += len(r.SourceIPs)
 		if used > HetznerMaxEffectiveRules {
-			l.add(o, fmt.Sprintf("needs more than %d effective Hetzner Cloud Firewall rules (a rule counts once per source network)", HetznerMaxEffectiveRules))
+			l.add(o, codeOverLimit, fmt.Sprintf("needs more than %d effective Hetzner Cloud Firewall rules (a rule counts once per source network)", HetznerMaxEffectiveRules))
 		}
 		rules = append(rules, r)
 	}

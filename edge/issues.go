@@ -7,6 +7,7 @@ import "strings"
 // own input errors (exit code 2); edge/fromconfig does it for package config.
 type Issue struct {
 	Origin Origin
+	Code   string // the check, in package config's codes (config.Code)
 	Reason string
 }
 
@@ -28,7 +29,23 @@ func (e *InputError) Error() string {
 
 type issues []Issue
 
-func (l *issues) add(o Origin, reason string) { *l = append(*l, Issue{Origin: o, Reason: reason}) }
+func (l *issues) add(o Origin, code, reason string) {
+	*l = append(*l, Issue{Origin: o, Code: code, Reason: reason})
+}
+
+// Issue codes: the same strings as package config's codes of the same
+// names, which edge cannot import (config imports edge).
+const (
+	codeInvalidChoice  = "invalid-choice"
+	codeInvalidPort    = "invalid-port"
+	codeInvalidTime    = "invalid-time"
+	codeInvalidAddress = "invalid-address"
+	codeDuplicateItem  = "duplicate-item"
+	codeRequired       = "required"
+	codeIgnoredField   = "ignored-field"
+	codeOverLimit      = "over-limit"
+	codeIPv6Unfiltered = "ipv6-unfiltered"
+)
 
 func (l issues) err() error {
 	if len(l) == 0 {

@@ -76,7 +76,7 @@ func OVHRules(in *Input, pol *Policy) (rules []OVHRule, warnings []string, err e
 		}
 		for _, src := range s.V6() {
 			if pol.IPv6Mode() == IPv6Refuse {
-				l.add(src.Origin, fmt.Sprintf("IPv6 source %s: the OVHcloud Network Firewall filters IPv4 only and edge.ipv6 is refuse", src.Prefix))
+				l.add(src.Origin, codeIPv6Unfiltered, fmt.Sprintf("IPv6 source %s: the OVHcloud Network Firewall filters IPv4 only and edge.ipv6 is refuse", src.Prefix))
 				continue
 			}
 			v6 = append(v6, fmt.Sprintf("%s/%d from %s (%s)", s.Proto, s.Port, src.Prefix, src.Origin))
@@ -84,7 +84,7 @@ func OVHRules(in *Input, pol *Policy) (rules []OVHRule, warnings []string, err e
 	}
 	if len(slots) > OVHDenySequence {
 		over := slots[OVHDenySequence]
-		l.add(over.origin, fmt.Sprintf("needs OVHcloud Network Firewall rule %d of %d: the edge takes at most %d rules per IP (sequence 0–%d), and this profile and order need %d (%s) plus the final deny",
+		l.add(over.origin, codeOverLimit, fmt.Sprintf("needs OVHcloud Network Firewall rule %d of %d: the edge takes at most %d rules per IP (sequence 0–%d), and this profile and order need %d (%s) plus the final deny",
 			OVHDenySequence+1, len(slots)+1, OVHMaxRules, OVHMaxRules-1, len(slots), ovhBreakdown(in, pol)))
 	}
 	if err := l.err(); err != nil {
@@ -130,7 +130,7 @@ func buildOVH(doc *Document, in *Input, pol *Policy, opts Options) error {
 	ip, onFW := "{ip}", "{ipOnFirewall}"
 	if opts.IP.IsValid() {
 		if !opts.IP.Is4() {
-			return &InputError{Issues: []Issue{{Origin: Origin{Doc: DocFlag, Path: "--ip"},
+			return &InputError{Issues: []Issue{{Origin: Origin{Doc: DocFlag, Path: "--ip"}, Code: codeInvalidAddress,
 				Reason: fmt.Sprintf("%s is not IPv4: the OVHcloud Network Firewall lives on the machine's IPv4 address", opts.IP)}}}
 		}
 		ip, onFW = OVHIPBlock(opts.IP), opts.IP.String()

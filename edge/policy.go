@@ -78,14 +78,14 @@ func (p *Policy) Validate(path string) []Issue {
 		sub := fmt.Sprintf(".providers[%d]", i)
 		switch {
 		case !slices.Contains(Providers(), name):
-			l.add(at(sub), fmt.Sprintf("unknown provider %q (want ovh, hetzner or digitalocean)", name))
+			l.add(at(sub), codeInvalidChoice, fmt.Sprintf("unknown provider %q (want ovh, hetzner or digitalocean)", name))
 		case seen[name]:
-			l.add(at(sub), fmt.Sprintf("provider %q listed twice", name))
+			l.add(at(sub), codeDuplicateItem, fmt.Sprintf("provider %q listed twice", name))
 		}
 		seen[name] = true
 	}
 	if p.IPv6 != "" && p.IPv6 != IPv6Warn && p.IPv6 != IPv6Refuse {
-		l.add(at(".ipv6"), fmt.Sprintf("must be warn or refuse, not %q", p.IPv6))
+		l.add(at(".ipv6"), codeInvalidChoice, fmt.Sprintf("must be warn or refuse, not %q", p.IPv6))
 	}
 	if p.OVH != nil {
 		ports := map[int]bool{}
@@ -93,9 +93,9 @@ func (p *Policy) Validate(path string) []Issue {
 			sub := fmt.Sprintf(".ovh.udpReplyPorts[%d]", i)
 			switch {
 			case port < 1 || port > 65535:
-				l.add(at(sub), fmt.Sprintf("must be 1–65535, not %d", port))
+				l.add(at(sub), codeInvalidPort, fmt.Sprintf("must be 1–65535, not %d", port))
 			case ports[port]:
-				l.add(at(sub), fmt.Sprintf("port %d listed twice", port))
+				l.add(at(sub), codeDuplicateItem, fmt.Sprintf("port %d listed twice", port))
 			}
 			ports[port] = true
 		}
@@ -149,15 +149,15 @@ func (b *BackupPolicy) Validate(path string) []Issue {
 	switch b.Provider {
 	case BackupOVHVPS:
 	case "":
-		l.add(at(".provider"), "required (ovh-vps)")
+		l.add(at(".provider"), codeRequired, "required (ovh-vps)")
 	default:
-		l.add(at(".provider"), fmt.Sprintf("unknown backup provider %q (want ovh-vps)", b.Provider))
+		l.add(at(".provider"), codeInvalidChoice, fmt.Sprintf("unknown backup provider %q (want ovh-vps)", b.Provider))
 	}
 	if b.Time != "" && !hhmmRE.MatchString(b.Time) {
-		l.add(at(".time"), fmt.Sprintf("must be HH:MM (00:00–23:59), not %s", strconv.Quote(b.Time)))
+		l.add(at(".time"), codeInvalidTime, fmt.Sprintf("must be HH:MM (00:00–23:59), not %s", strconv.Quote(b.Time)))
 	}
 	if b.Time != "" && !b.AutomatedOn() {
-		l.add(at(".time"), "set, but automated is false: there is no automated backup to schedule")
+		l.add(at(".time"), codeIgnoredField, "set, but automated is false: there is no automated backup to schedule")
 	}
 	return l
 }

@@ -273,25 +273,28 @@ func TestOrderValidation(t *testing.T) {
 		name   string
 		body   string
 		status int
+		code   string
 		path   string
 		line   int
 		column int
 	}{
-		{"bad key", "{\n  \"client_order_id\": \"v-1\",\n  \"profile\": \"baseline\",\n  \"hostname\": \"web-1\",\n  \"ssh_keys\": [\"ssh-ed25519 AAAA\"]\n}", 422, "ssh_keys[0]", 5, 16},
-		{"bad hostname", "{\"client_order_id\":\"v-2\",\"profile\":\"baseline\",\"hostname\":\"-x-\",\"ssh_keys\":[\"" + key + "\"]}", 422, "hostname", 1, 58},
-		{"no hostname", "{\"client_order_id\":\"v-3\",\"profile\":\"baseline\",\"ssh_keys\":[\"" + key + "\"]}", 422, "hostname", 1, 1},
-		{"bad port", "{\"client_order_id\":\"v-4\",\"profile\":\"baseline\",\"hostname\":\"web\",\"ssh_keys\":[\"" + key + "\"],\"ssh_port\":70000}", 422, "ssh_port", 0, 0},
-		{"bad allow", "{\"client_order_id\":\"v-5\",\"profile\":\"baseline\",\"hostname\":\"web\",\"ssh_keys\":[\"" + key + "\"],\"allow\":[\"80/sctp\"]}", 422, "allow[0]", 0, 0},
-		{"unknown profile", "{\"client_order_id\":\"v-6\",\"profile\":\"nope\",\"hostname\":\"web\",\"ssh_keys\":[\"" + key + "\"]}", 422, "profile", 0, 0},
-		{"unknown revision", "{\"client_order_id\":\"v-7\",\"profile\":\"baseline@9\",\"hostname\":\"web\",\"ssh_keys\":[\"" + key + "\"]}", 422, "profile", 0, 0},
-		{"bad agent", "{\"client_order_id\":\"v-8\",\"profile\":\"baseline\",\"agent\":\"ftp\",\"hostname\":\"web\",\"ssh_keys\":[\"" + key + "\"]}", 422, "agent", 0, 0},
-		{"bad arch", "{\"client_order_id\":\"v-9\",\"profile\":\"baseline\",\"arch\":\"mips\",\"hostname\":\"web\",\"ssh_keys\":[\"" + key + "\"]}", 422, "arch", 0, 0},
-		{"no client id", "{\"profile\":\"baseline\",\"hostname\":\"web\",\"ssh_keys\":[\"" + key + "\"]}", 422, "client_order_id", 0, 0},
-		{"unknown field", "{\"client_order_id\":\"v-10\",\n\"profile\":\"baseline\",\"hostname\":\"web\",\"ssh_keys\":[\"" + key + "\"],\"colour\":\"red\"}", 400, "colour", 0, 0},
-		{"wrong type", "{\"client_order_id\":\"v-11\",\"profile\":\"baseline\",\"hostname\":\"web\",\"ssh_keys\":\"" + key + "\"}", 400, "ssh_keys", 0, 0},
-		{"syntax", "{\"client_order_id\":\"v-12\",", 400, "", 0, 0},
-		{"two values", "{\"client_order_id\":\"v-13\"} {}", 400, "", 0, 0},
-		{"empty", "", 400, "", 0, 0},
+		{"bad key", "{\n  \"client_order_id\": \"v-1\",\n  \"profile\": \"baseline\",\n  \"hostname\": \"web-1\",\n  \"ssh_keys\": [\"ssh-ed25519 AAAA\"]\n}", 422, "invalid-ssh-key", "ssh_keys[0]", 5, 16},
+		{"bad hostname", "{\"client_order_id\":\"v-2\",\"profile\":\"baseline\",\"hostname\":\"-x-\",\"ssh_keys\":[\"" + key + "\"]}", 422, "invalid-hostname", "hostname", 1, 58},
+		{"no hostname", "{\"client_order_id\":\"v-3\",\"profile\":\"baseline\",\"ssh_keys\":[\"" + key + "\"]}", 422, "required", "hostname", 1, 1},
+		{"bad port", "{\"client_order_id\":\"v-4\",\"profile\":\"baseline\",\"hostname\":\"web\",\"ssh_keys\":[\"" + key + "\"],\"ssh_port\":70000}", 422, "invalid-port", "ssh_port", 0, 0},
+		{"bad allow", "{\"client_order_id\":\"v-5\",\"profile\":\"baseline\",\"hostname\":\"web\",\"ssh_keys\":[\"" + key + "\"],\"allow\":[\"80/sctp\"]}", 422, "invalid-service", "allow[0]", 0, 0},
+		{"unknown profile", "{\"client_order_id\":\"v-6\",\"profile\":\"nope\",\"hostname\":\"web\",\"ssh_keys\":[\"" + key + "\"]}", 422, "not-found", "profile", 0, 0},
+		{"unknown revision", "{\"client_order_id\":\"v-7\",\"profile\":\"baseline@9\",\"hostname\":\"web\",\"ssh_keys\":[\"" + key + "\"]}", 422, "not-found", "profile", 0, 0},
+		{"bad agent", "{\"client_order_id\":\"v-8\",\"profile\":\"baseline\",\"agent\":\"ftp\",\"hostname\":\"web\",\"ssh_keys\":[\"" + key + "\"]}", 422, "invalid-choice", "agent", 0, 0},
+		{"bad arch", "{\"client_order_id\":\"v-9\",\"profile\":\"baseline\",\"arch\":\"mips\",\"hostname\":\"web\",\"ssh_keys\":[\"" + key + "\"]}", 422, "invalid-choice", "arch", 0, 0},
+		{"no client id", "{\"profile\":\"baseline\",\"hostname\":\"web\",\"ssh_keys\":[\"" + key + "\"]}", 422, "required", "client_order_id", 0, 0},
+		{"bad client id", "{\"client_order_id\":\"-v\",\"profile\":\"baseline\",\"hostname\":\"web\",\"ssh_keys\":[\"" + key + "\"]}", 422, "invalid-client-order-id", "client_order_id", 0, 0},
+		{"bad profile ref", "{\"client_order_id\":\"v-14\",\"profile\":\"baseline@x\",\"hostname\":\"web\",\"ssh_keys\":[\"" + key + "\"]}", 422, "invalid-profile-ref", "profile", 0, 0},
+		{"unknown field", "{\"client_order_id\":\"v-10\",\n\"profile\":\"baseline\",\"hostname\":\"web\",\"ssh_keys\":[\"" + key + "\"],\"colour\":\"red\"}", 400, "unknown-field", "colour", 0, 0},
+		{"wrong type", "{\"client_order_id\":\"v-11\",\"profile\":\"baseline\",\"hostname\":\"web\",\"ssh_keys\":\"" + key + "\"}", 400, "type", "ssh_keys", 0, 0},
+		{"syntax", "{\"client_order_id\":\"v-12\",", 400, "syntax", "", 0, 0},
+		{"two values", "{\"client_order_id\":\"v-13\"} {}", 400, "syntax", "", 0, 0},
+		{"empty", "", 400, "syntax", "", 0, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -309,6 +312,9 @@ func TestOrderValidation(t *testing.T) {
 			}
 			if found == nil {
 				t.Fatalf("no diagnostic for %q: %+v", c.path, eb.Diagnostics)
+			}
+			if found.Code != c.code {
+				t.Errorf("%s: code %q, want %q", c.path, found.Code, c.code)
 			}
 			if found.Code == "" || found.Severity != "error" || found.Message == "" || found.File != "request" || found.Line < 1 {
 				t.Fatalf("incomplete diagnostic: %+v", found)

@@ -22,15 +22,20 @@ type Diagnostic struct {
 	Message  string `json:"message"`
 }
 
-// Diagnostic codes. Input problems found by package config carry
-// CodeInvalid until config gives each check a code of its own.
+// Diagnostic codes of the request itself. Input problems found by package
+// config carry config's code for the check that refused the value (see
+// config.Codes); CodeInvalid is only for one that came without a code.
 const (
-	CodeInvalid      = "invalid"       // a value config's validation refused
+	CodeInvalid      = "invalid"
 	CodeSyntax       = "syntax"        // not one well-formed JSON value
 	CodeUnknownField = "unknown-field" // a key the API does not know
 	CodeType         = "type"          // a value of the wrong JSON type
 	CodeTooLarge     = "too-large"
 	CodeNotFound     = "not-found" // a reference (profile, agent) to nothing
+	CodeMismatch     = "mismatch"  // a value that must equal another (the URL's profile name, the order's instance)
+
+	CodeInvalidClientOrderID = "invalid-client-order-id"
+	CodeInvalidProfileRef    = "invalid-profile-ref" // not NAME or NAME@REVISION
 )
 
 // String renders d the way the CLI prints it.
@@ -61,7 +66,11 @@ func diagnosticsOf(err error, file string, positions map[string]config.Pos) []Di
 	}
 	out := make([]Diagnostic, 0, len(ie.Errs))
 	for _, fe := range ie.Errs {
-		d := Diagnostic{Code: CodeInvalid, Severity: "error", File: fe.File, Path: fe.Path, Line: fe.Pos.Line, Column: fe.Pos.Col, Message: fe.Reason}
+		code := string(fe.Code)
+		if code == "" {
+			code = CodeInvalid
+		}
+		d := Diagnostic{Code: code, Severity: "error", File: fe.File, Path: fe.Path, Line: fe.Pos.Line, Column: fe.Pos.Col, Message: fe.Reason}
 		if positions != nil {
 			d.File = file
 			p := lookupPos(positions, fe.Path)

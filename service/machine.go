@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 
+	"hardbake.dev/hardbake/config"
 	"hardbake.dev/hardbake/plan"
 	"hardbake.dev/hardbake/render"
 )
@@ -135,18 +136,18 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) *apiError {
 		return storeError(err, "order")
 	}
 	var diags []Diagnostic
-	bad := func(path, format string, args ...any) {
-		diags = append(diags, Diagnostic{Code: CodeInvalid, Severity: "error", File: "report", Path: path, Message: fmt.Sprintf(format, args...)})
+	bad := func(path, code, format string, args ...any) {
+		diags = append(diags, Diagnostic{Code: code, Severity: "error", File: "report", Path: path, Message: fmt.Sprintf(format, args...)})
 	}
 	status, ok := reportStatus[rep.Result]
 	if !ok {
-		bad("result", "%q is not a final result (hardened, partial, failed)", rep.Result)
+		bad("result", string(config.CodeInvalidChoice), "%q is not a final result (hardened, partial, failed)", rep.Result)
 	}
 	if rep.InstanceID != o.InstanceID {
-		bad("instance_id", "%q is not this order's instance (%s)", rep.InstanceID, o.InstanceID)
+		bad("instance_id", CodeMismatch, "%q is not this order's instance (%s)", rep.InstanceID, o.InstanceID)
 	}
 	if rep.PlanDigest != o.PlanDigest {
-		bad("plan_digest", "%q is not the digest of this order's plan", rep.PlanDigest)
+		bad("plan_digest", CodeMismatch, "%q is not the digest of this order's plan", rep.PlanDigest)
 	}
 	if len(diags) > 0 {
 		return &apiError{status: http.StatusUnprocessableEntity, msg: "report does not fit the order", diags: diags}

@@ -203,21 +203,26 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 		p := lookupPos(positions, path)
 		diags = append(diags, Diagnostic{Code: code, Severity: "error", File: "request", Path: path, Line: p.Line, Column: p.Col, Message: fmt.Sprintf(format, args...)})
 	}
-	if !clientOrderIDRE.MatchString(req.ClientOrderID) {
-		bad("client_order_id", CodeInvalid, "required: 1–128 characters of A-Z a-z 0-9 . _ : - (starting with a letter or digit)")
+	if req.ClientOrderID == "" {
+		bad("client_order_id", string(config.CodeRequired), "required: 1–128 characters of A-Z a-z 0-9 . _ : - (starting with a letter or digit)")
+	} else if !clientOrderIDRE.MatchString(req.ClientOrderID) {
+		bad("client_order_id", CodeInvalidClientOrderID, "must be 1–128 characters of A-Z a-z 0-9 . _ : - (starting with a letter or digit)")
 	}
 	name, rev, perr := parseProfileRef(req.Profile)
-	if perr != "" {
-		bad("profile", CodeInvalid, "%s", perr)
+	switch {
+	case req.Profile == "":
+		bad("profile", string(config.CodeRequired), "%s", perr)
+	case perr != "":
+		bad("profile", CodeInvalidProfileRef, "%s", perr)
 	}
 	switch render.AgentKind(req.Agent) {
 	case render.AgentSeed, render.AgentURL, render.AgentEmbed:
 	default:
-		bad("agent", CodeInvalid, "%q is not seed, url or embed", req.Agent)
+		bad("agent", string(config.CodeInvalidChoice), "%q is not seed, url or embed", req.Agent)
 	}
 	_, haveBin := s.cfg.Agents.forArch(req.Arch)
 	if req.Arch != "amd64" && req.Arch != "arm64" {
-		bad("arch", CodeInvalid, "%q is not amd64 or arm64", req.Arch)
+		bad("arch", string(config.CodeInvalidChoice), "%q is not amd64 or arm64", req.Arch)
 	} else if !haveBin {
 		bad("arch", CodeNotFound, "this service has no agent binary for %s (see --agent-dir)", req.Arch)
 	}

@@ -50,7 +50,7 @@ func (s *Server) putProfile(w http.ResponseWriter, r *http.Request) *apiError {
 	if p.Metadata.Name != name {
 		pos := lookupPos(bodyPositions(body), "metadata.name")
 		return &apiError{status: http.StatusUnprocessableEntity, msg: "invalid profile", diags: []Diagnostic{{
-			Code: CodeInvalid, Severity: "error", File: file, Path: "metadata.name", Line: pos.Line, Column: pos.Col,
+			Code: CodeMismatch, Severity: "error", File: file, Path: "metadata.name", Line: pos.Line, Column: pos.Col,
 			Message: fmt.Sprintf("is %q but the URL names profile %q", p.Metadata.Name, name)}}}
 	}
 	rev, created, err := s.cfg.Store.PutProfile(r.Context(), name, body)

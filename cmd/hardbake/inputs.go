@@ -168,7 +168,7 @@ func (f *inputFlags) loadOrder(fs *pflag.FlagSet) (*config.Order, *config.Source
 		// profile: one spelling of a port everywhere.
 		port, reason := config.ParsePort(f.sshPort)
 		if reason != "" {
-			return nil, nil, ov, &config.InputError{Errs: []*config.FieldError{{File: "--ssh-port", Path: "ssh_port", Reason: reason}}}
+			return nil, nil, ov, &config.InputError{Errs: []*config.FieldError{{File: "--ssh-port", Path: "ssh_port", Code: config.CodeInvalidPort, Reason: reason}}}
 		}
 		ov.SSHPort = &port
 		ov.Origins["ssh_port"] = "--ssh-port"

@@ -47,7 +47,7 @@ func Edge(ctx context.Context, creds Credentials, opts Options, provider string,
 	}
 	if !pol.Wants(provider) {
 		return nil, &edge.InputError{Issues: []edge.Issue{{Origin: edge.Origin{Doc: edge.DocProfile, Path: "edge.providers"},
-			Reason: fmt.Sprintf("does not list %q", provider)}}}
+			Code: "invalid-choice", Reason: fmt.Sprintf("does not list %q", provider)}}}
 	}
 	switch provider {
 	case edge.ProviderOVH:

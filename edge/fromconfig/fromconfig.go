@@ -135,7 +135,7 @@ func ConfigError(err error, profileFile string, orderSrc *config.Source) error {
 	}
 	out := &config.InputError{}
 	for _, is := range ie.Issues {
-		fe := &config.FieldError{Path: is.Origin.Path, Reason: is.Reason}
+		fe := &config.FieldError{Path: is.Origin.Path, Code: config.Code(is.Code), Reason: is.Reason}
 		switch is.Origin.Doc {
 		case edge.DocProfile:
 			fe.File = profileFile
