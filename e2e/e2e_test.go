@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -404,10 +403,10 @@ func (g *guest) report() (*plan.Report, error) {
 
 // expect is what package verify checks this guest against: the plan on
 // the seed for hardbake scenarios, the hand-written reference's settings
-// otherwise. The profile (scenario_test.go) allows 8080 from anywhere and
-// 5432 from 203.0.113.0/24 only; the order allows 8081.
+// otherwise. The suite's profile (scenario_test.go) allows 8080 from
+// anywhere and 5432 from 203.0.113.0/24 only; the order allows 8081.
 func (g *guest) expect() (verify.Expect, error) {
-	restricted := []verify.Restricted{{Port: portRestrict, Proto: "tcp", Sources: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}}}
+	restricted := scenario{}.restricted()
 	if g.sc.Kind == "reference" {
 		return verify.Expect{SSHPort: g.port, Admin: "admin", Policy: verify.PolicyFromSSHD("compatible", ""),
 			Firewall: true, Open: []plan.Port{{Port: portHTTP, Proto: "tcp"}, {Port: portOrder, Proto: "tcp"}},
@@ -428,8 +427,8 @@ func (g *guest) expect() (verify.Expect, error) {
 	if err != nil {
 		return verify.Expect{}, err
 	}
-	e := verify.ExpectFromPlan(pl, "modern")
-	e.Restricted, e.ProbePort = restricted, portForbidden
+	e := verify.ExpectFromPlan(pl, g.sc.crypto())
+	e.Restricted, e.ProbePort = g.sc.restricted(), portForbidden
 	return e, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,9 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"hardbake.dev/hardbake/templates"
+	"hardbake.dev/hardbake/verify"
 )
 
 // Ports every hardbake scenario forwards besides its SSH port.
@@ -48,6 +52,11 @@ type scenario struct {
 	// to it. The scenario also proves that forged reports are refused and
 	// that a cancelled order serves nothing.
 	NoCloudNet bool
+	// Profile is "" for the suite's profile (profileYAML), or the name of
+	// a built-in profile (templates/profiles), booted as it ships apart
+	// from the suite's mirror: issue 15's proof that baseline and strict
+	// harden a machine, folded into scenarios that boot anyway.
+	Profile string
 }
 
 // agentURLPath is where the suite's HTTP server serves bin/'s agent.
@@ -57,11 +66,13 @@ func scenarios() []scenario {
 	return []scenario{
 		{Name: "bookworm", Image: "bookworm", Kind: "full"},
 		// Socket-activated SSH, booted by NoCloud-Net from hardbaked.
-		{Name: "bookworm-socket", Image: "bookworm-socket", Kind: "full", NoCloudNet: true},
-		{Name: "trixie", Image: "trixie", Kind: "full"},
+		// The built-in baseline, as it ships.
+		{Name: "bookworm-socket", Image: "bookworm-socket", Kind: "full", NoCloudNet: true, Profile: "baseline"},
+		{Name: "trixie", Image: "trixie", Kind: "full", Profile: "strict"},
+		{Name: "trixie-baseline", Image: "trixie", Kind: "full", Profile: "baseline"},
 		// Neither nft nor iptables until the package phase: the agent
-		// loads the ruleset over netlink (issue 13).
-		{Name: "bookworm-nofw", Image: noFirewallToolImage, Kind: "full"},
+		// loads the ruleset over netlink (issue 13). The built-in strict.
+		{Name: "bookworm-nofw", Image: noFirewallToolImage, Kind: "full", Profile: "strict"},
 		{Name: "reference", Image: "bookworm", Kind: "reference", SSHPort: 50022},
 		{Name: "fault-sshd-rejected", Image: "bookworm", Kind: "fault-sshd"},
 		// No mirror, no download: the agent travels inside user-data.
@@ -110,6 +121,55 @@ packages: []
 `
 }
 
+// scenarioProfile is the profile a scenario boots: its name (the one to
+// PUT to hardbaked) and the document. A built-in profile gets the suite's
+// mirror under updates (the guests reach nothing else) and nothing more.
+func scenarioProfile(sc scenario, m *mirror) (name string, doc []byte, err error) {
+	if sc.Profile == "" {
+		return "e2e", []byte(profileYAML(m)), nil
+	}
+	data, ok := templates.Profile(sc.Profile)
+	if !ok {
+		return "", nil, fmt.Errorf("no built-in profile %q", sc.Profile)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return "", nil, fmt.Errorf("built-in profile %s: %w", sc.Profile, err)
+	}
+	var mirrorDoc yaml.Node
+	mirrorYAML := fmt.Sprintf("url: http://%s/debian\ncomponents: [main]\nkey: %s\n", mirrorGuestAddr, strconv.Quote(m.KeyASCII))
+	if err := yaml.Unmarshal([]byte(mirrorYAML), &mirrorDoc); err != nil {
+		return "", nil, fmt.Errorf("mirror section: %w", err)
+	}
+	top := root.Content[0]
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		if top.Content[i].Value == "updates" {
+			upd := top.Content[i+1]
+			upd.Content = append(upd.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "mirror"}, mirrorDoc.Content[0])
+			out, err := yaml.Marshal(&root)
+			return sc.Profile, out, err
+		}
+	}
+	return "", nil, fmt.Errorf("built-in profile %s has no updates section", sc.Profile)
+}
+
+// crypto is the ssh.crypto of the profile sc boots.
+func (sc scenario) crypto() string {
+	if sc.Profile == "baseline" {
+		return "compatible"
+	}
+	return "modern" // the suite's profile and strict
+}
+
+// restricted is what the profile sc boots restricts to source networks:
+// only the suite's own profile declares services.
+func (sc scenario) restricted() []verify.Restricted {
+	if sc.Profile != "" {
+		return nil
+	}
+	return []verify.Restricted{{Port: portRestrict, Proto: "tcp", Sources: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}}}
+}
+
 func orderYAML(sc scenario, key *sshKey) string {
 	s := fmt.Sprintf(`hostname: e2e-%s
 instance_id: i-e2e-%s
@@ -132,7 +192,11 @@ var sshPortRe = regexp.MustCompile(`ssh port (\d+)`)
 func makeSeed(ctx context.Context, root, dir string, sc scenario, m *mirror, key *sshKey) (seed string, port int, err error) {
 	prof := filepath.Join(dir, "profile.yaml")
 	ord := filepath.Join(dir, "order.yaml")
-	if err := os.WriteFile(prof, []byte(profileYAML(m)), 0o644); err != nil {
+	_, profDoc, err := scenarioProfile(sc, m)
+	if err != nil {
+		return "", 0, err
+	}
+	if err := os.WriteFile(prof, profDoc, 0o644); err != nil {
 		return "", 0, fmt.Errorf("write profile: %w", err)
 	}
 	if err := os.WriteFile(ord, []byte(orderYAML(sc, key)), 0o644); err != nil {

@@ -201,17 +201,30 @@ type svcOrder struct {
 	} `json:"host_keys"`
 }
 
-// putProfile stores the suite's profile (the local mirror) as "e2e".
-func (h *hardbaked) putProfile(m *mirror) error {
-	_, err := h.call("PUT", "/v1/profiles/e2e", "application/yaml", []byte(profileYAML(m)), nil)
+// putProfile stores the scenario's profile (with the local mirror) under
+// its name, which orders then name.
+func (h *hardbaked) putProfile(sc scenario, m *mirror) error {
+	name, doc, err := scenarioProfile(sc, m)
+	if err != nil {
+		return err
+	}
+	_, err = h.call("PUT", "/v1/profiles/"+name, "application/yaml", doc, nil)
 	return err
+}
+
+// profileName is the name the scenario's profile is stored under.
+func profileName(sc scenario) string {
+	if sc.Profile == "" {
+		return "e2e"
+	}
+	return sc.Profile
 }
 
 // postOrder creates the order for a scenario, the same fields as
 // orderYAML; the agent comes from the service (agent: url).
 func (h *hardbaked) postOrder(sc scenario, key *sshKey, suffix string) (*svcOrder, error) {
 	req := map[string]any{
-		"client_order_id": "e2e-" + sc.Name + suffix, "profile": "e2e", "agent": "url",
+		"client_order_id": "e2e-" + sc.Name + suffix, "profile": profileName(sc), "agent": "url",
 		"hostname": "e2e-" + sc.Name + suffix, "instance_id": "i-e2e-" + sc.Name + suffix,
 		"admin_user": "admin", "ssh_keys": []string{key.Authorized}, "allow": []string{fmt.Sprintf("%d/tcp", portOrder)},
 	}
@@ -317,7 +330,7 @@ func (g *guest) prepareService(ctx context.Context, m *mirror) (*serviceSetup, b
 		return nil, false
 	}
 	g.t.Cleanup(h.Stop)
-	if !res.check("PUT /v1/profiles/e2e (the suite's profile)", h.putProfile(m)) {
+	if !res.check("PUT /v1/profiles/"+profileName(g.sc)+" (the scenario's profile)", h.putProfile(g.sc, m)) {
 		return nil, false
 	}
 	o, err := h.postOrder(g.sc, g.key, "")
