@@ -16,14 +16,16 @@ import (
 type sshKey struct {
 	Signer     ssh.Signer
 	Authorized string // authorized_keys line
+	File       string // the private key, for bin/hardbake verify --identity
 }
 
-func newSSHKey(comment string) (*sshKey, error) {
-	signer, line, err := verify.NewKey(comment)
+// newSSHKey makes a key and keeps its private half in file.
+func newSSHKey(file, comment string) (*sshKey, error) {
+	signer, line, err := verify.NewKeyFile(file, comment)
 	if err != nil {
 		return nil, err
 	}
-	return &sshKey{Signer: signer, Authorized: line}, nil
+	return &sshKey{Signer: signer, Authorized: line, File: file}, nil
 }
 
 // sshLogin logs in with a key, retrying until the deadline (sshd may still
