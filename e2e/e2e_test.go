@@ -3,8 +3,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -201,6 +203,8 @@ func (s *suite) runScenario(t *testing.T, sc scenario) {
 		port = svc.order.SSHPort
 	} else if sc.Kind == "reference" {
 		seed, err = referenceSeed(ctx, s.root, dir, sc, img.Mirror, key)
+	} else if sc.Kind == "plain" {
+		seed, err = plainSeed(ctx, dir, sc, key)
 	} else {
 		seed, port, err = makeSeed(ctx, s.root, dir, sc, img.Mirror, key)
 	}
@@ -247,6 +251,8 @@ func (s *suite) runScenario(t *testing.T, sc scenario) {
 		g.full(ctx)
 	case "reference":
 		g.reference(ctx)
+	case "plain":
+		g.plain(ctx)
 	case "fault-sshd":
 		g.faultSSHD(ctx)
 	case "fault-mirror":
@@ -492,25 +498,56 @@ func (g *guest) sshAudit(ctx context.Context) error {
 	return nil
 }
 
-// verifyHostCLI runs bin/hardbake verify host against the guest through
-// its forwarded ports, with the profile and order makeSeed wrote, and
-// wants exit 0 and a PASS for every check it lists.
-func (g *guest) verifyHostCLI(ctx context.Context) error {
+// verifyHostCLI runs bin/hardbake verify host --json against the guest
+// through its forwarded ports, with extra flags saying what to expect,
+// and returns the exit code and the IDs of the checks that failed and
+// passed. The output is kept as verify-host-NAME.json.
+func (g *guest) verifyHostCLI(ctx context.Context, name string, extra ...string) (code int, failed, passed []string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	args := []string{"verify", "host", "127.0.0.1", "--profile", filepath.Join(g.dir, "profile.yaml"),
-		"--order", filepath.Join(g.dir, "order.yaml"), "--identity", g.key.File, "--probe-port", strconv.Itoa(portForbidden)}
+	args := append([]string{"verify", "host", "127.0.0.1", "--json", "--identity", g.key.File,
+		"--probe-port", strconv.Itoa(portForbidden)}, extra...)
 	for gp, hp := range g.vm.Ports {
 		args = append(args, "--forwarded", fmt.Sprintf("%d=%d", gp, hp))
 	}
 	cmd := exec.CommandContext(ctx, filepath.Join(g.s.root, "bin", "hardbake"), args...)
-	out, err := cmd.CombinedOutput()
-	_ = os.WriteFile(filepath.Join(g.dir, "verify-host-cli.txt"), out, 0o644)
-	if err != nil {
-		return fmt.Errorf("hardbake %s: %w: %s", strings.Join(args, " "), err, lastLines(string(out), 8))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	_ = os.WriteFile(filepath.Join(g.dir, "verify-host-"+name+".json"), append(stdout.Bytes(), stderr.Bytes()...), 0o644)
+	var ee *exec.ExitError
+	switch {
+	case errors.As(runErr, &ee):
+		code = ee.ExitCode()
+	case runErr != nil:
+		return -1, nil, nil, fmt.Errorf("hardbake %s: %w", strings.Join(args, " "), runErr)
 	}
-	if !strings.Contains(string(out), "PASS") || strings.Contains(string(out), "FAIL") {
-		return fmt.Errorf("exit 0 but the table is not all PASS: %s", lastLines(string(out), 8))
+	var doc struct {
+		Checks []verify.Result `json:"checks"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &doc); err != nil || len(doc.Checks) == 0 {
+		return code, nil, nil, fmt.Errorf("hardbake verify host (exit %d) printed no results: %v: %s", code, err, lastLines(stderr.String(), 5))
+	}
+	for _, r := range doc.Checks {
+		switch r.Status {
+		case verify.Fail:
+			failed = append(failed, r.ID)
+		case verify.Pass:
+			passed = append(passed, r.ID)
+		}
+	}
+	return code, failed, passed, nil
+}
+
+// verifyHostPasses: from the profile and order the seed was made from,
+// the command exits 0 with no failed check.
+func (g *guest) verifyHostPasses(ctx context.Context) error {
+	code, failed, _, err := g.verifyHostCLI(ctx, "from-order", "--profile", filepath.Join(g.dir, "profile.yaml"), "--order", filepath.Join(g.dir, "order.yaml"))
+	if err != nil {
+		return err
+	}
+	if code != 0 || len(failed) > 0 {
+		return fmt.Errorf("exit %d, failed %v (verify-host-from-order.json)", code, failed)
 	}
 	return nil
 }
@@ -621,7 +658,7 @@ func (g *guest) full(ctx context.Context) {
 	if g.svc == nil {
 		// The same checks as a user runs them (issue 12): the command,
 		// from the profile and order the seed was made from.
-		g.res.check("hardbake verify host passes (the CLI, from profile and order)", g.verifyHostCLI(ctx))
+		g.res.check("hardbake verify host passes (the CLI, from profile and order)", g.verifyHostPasses(ctx))
 	}
 	// The real ssh-audit, beside verify's own audit: the two must agree.
 	// Only the modern policy promises ssh-audit's approval (issue 15);
@@ -696,6 +733,42 @@ func (g *guest) reference(ctx context.Context) {
 	journal := g.collect("")
 	g.res.Timings = computeTimings(g.vm.Start, g.vm.Lines(), journal, nil, g.port, true)
 	g.outside(ctx, "", verify.Options{Only: []string{verify.IDNoPort22, verify.IDFirewall, verify.IDFail2ban}})
+}
+
+// plain: a machine with nothing but an admin and a key, checked by
+// hardbake verify host twice, as its user would: against the baseline
+// profile and the order it should have been made from (SSH is on 22, not
+// on the order's port), and with no profile, on port 22, against what
+// every hardened machine shares (the key login and sudo work; SSH on 22,
+// no firewall, no fail2ban). Both exit 1.
+func (g *guest) plain(ctx context.Context) {
+	if !g.res.check("key login as admin on port 22 + sudo -n true (cloud-init made the user)", g.login(ctx, 22, bootTimeout)) {
+		return
+	}
+	runs := []struct {
+		name       string
+		args       []string
+		fail, pass []string
+	}{
+		{"from-order", []string{"--profile", "baseline", "--order", filepath.Join(g.dir, "order.yaml")},
+			[]string{verify.IDBanner, verify.IDNoPort22}, nil},
+		{"port-22", []string{"--port", "22"},
+			[]string{verify.IDNoPort22, fmt.Sprintf("firewall-filtered:%d", portForbidden), verify.IDFail2ban},
+			[]string{verify.IDBanner, verify.IDKeyLogin, verify.IDSudo}},
+	}
+	for _, r := range runs {
+		code, failed, passed, err := g.verifyHostCLI(ctx, r.name, r.args...)
+		if !g.res.check("hardbake verify host ("+r.name+") ran", err) {
+			continue
+		}
+		g.res.check("hardbake verify host ("+r.name+") exits 1", boolErr(code == 1, fmt.Sprintf("exit %d", code)))
+		for _, id := range r.fail {
+			g.res.check("hardbake verify host ("+r.name+") fails "+id, boolErr(slices.Contains(failed, id), fmt.Sprintf("failed checks: %v", failed)))
+		}
+		for _, id := range r.pass {
+			g.res.check("hardbake verify host ("+r.name+") passes "+id, boolErr(slices.Contains(passed, id), fmt.Sprintf("passed checks: %v", passed)))
+		}
+	}
 }
 
 // faultSSHD: the plan's sshd drop-in carries a setting OpenSSH 9.2

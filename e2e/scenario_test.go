@@ -74,6 +74,9 @@ func scenarios() []scenario {
 		// loads the ruleset over netlink (issue 13). The built-in strict.
 		{Name: "bookworm-nofw", Image: noFirewallToolImage, Kind: "full", Profile: "strict"},
 		{Name: "reference", Image: "bookworm", Kind: "reference", SSHPort: 50022},
+		// A machine its user set up with nothing but an admin and a key:
+		// hardbake verify host must fail it on the right checks (issue 12).
+		{Name: "plain-user", Image: "bookworm", Kind: "plain", SSHPort: 50022},
 		{Name: "fault-sshd-rejected", Image: "bookworm", Kind: "fault-sshd"},
 		// No mirror, no download: the agent travels inside user-data.
 		{Name: "fault-mirror-down", Image: "bookworm", Kind: "fault-mirror", Agent: "embed"},
@@ -344,6 +347,26 @@ func referenceSeed(ctx context.Context, root, dir string, sc scenario, m *mirror
 	}
 	seed := filepath.Join(dir, "seed.iso")
 	out, err := exec.CommandContext(ctx, "cloud-localds", seed, udPath, mdPath).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("cloud-localds: %w: %s", err, out)
+	}
+	return seed, nil
+}
+
+// plainSeed is a seed with only the admin and its key: no hardening.
+// order.yaml beside it is the order hardbake verify host is told the
+// machine was made from.
+func plainSeed(ctx context.Context, dir string, sc scenario, key *sshKey) (string, error) {
+	ud := "#cloud-config\nusers:\n  - name: admin\n    shell: /bin/bash\n    sudo: ALL=(ALL) NOPASSWD:ALL\n    ssh_authorized_keys:\n      - " + key.Authorized + "\n"
+	md := fmt.Sprintf("instance-id: i-e2e-%s\nlocal-hostname: e2e-%s\n", sc.Name, sc.Name)
+	files := map[string]string{"user-data": ud, "meta-data": md, "order.yaml": orderYAML(sc, key)}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			return "", fmt.Errorf("write %s: %w", name, err)
+		}
+	}
+	seed := filepath.Join(dir, "seed.iso")
+	out, err := exec.CommandContext(ctx, "cloud-localds", seed, filepath.Join(dir, "user-data"), filepath.Join(dir, "meta-data")).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("cloud-localds: %w: %s", err, out)
 	}

@@ -26,6 +26,7 @@ func TestRunAgainstRealSSHD(t *testing.T) {
 		policy   Policy
 		known    []string // "" entries are replaced by the server's fingerprint
 		port22   string   // "sshd": map port 22 to the server itself
+		expect22 bool     // expect SSH on 22 itself (verify host --port 22)
 		firewall bool
 		report   bool
 		want     map[string]checkWant
@@ -110,6 +111,20 @@ func TestRunAgainstRealSSHD(t *testing.T) {
 				IDCrypto: {Pass, "policy openssh"},
 			},
 		},
+		{
+			// A machine left on 22, audited as it is: SSH on 22 is the
+			// finding, not a reason to skip the check.
+			name:     "expected on 22",
+			config:   "",
+			policy:   PolicyFromSSHD("openssh", ""),
+			port22:   "sshd",
+			expect22: true,
+			want: map[string]checkWant{
+				IDBanner:   {Pass, "SSH-2.0-OpenSSH_"},
+				IDNoPort22: {Fail, "port 22 answers: SSH-2.0-OpenSSH"},
+				IDKeyLogin: {Pass, ""},
+			},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,6 +134,9 @@ func TestRunAgainstRealSSHD(t *testing.T) {
 				SSHPort: s.Port, Admin: "root", Policy: tc.policy,
 				Firewall: tc.firewall, Open: []plan.Port{{Port: openPort, Proto: "tcp"}}, ProbePort: probePort,
 				Report: tc.report,
+			}
+			if tc.expect22 {
+				e.SSHPort = 22
 			}
 			for _, k := range tc.known {
 				if k == "" {
@@ -130,7 +148,7 @@ func TestRunAgainstRealSSHD(t *testing.T) {
 				User: "root", Signer: s.Client, Timeout: 30 * time.Second, // a loaded 2-core host
 				Addr: func(port int) (string, bool) {
 					switch {
-					case port == 22 && tc.port22 == "sshd":
+					case port == s.Port || (port == 22 && tc.port22 == "sshd"):
 						return s.Addr, true
 					case port == 22:
 						return "127.0.0.1:" + strconv.Itoa(nothing), true
