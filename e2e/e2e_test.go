@@ -230,6 +230,12 @@ func (s *suite) runScenario(t *testing.T, sc scenario) {
 		t.Cleanup(ms.Close)
 		mirrorAddr = ms.Addr
 	}
+	if sc.Kind == "verify-image" {
+		// The command boots its own QEMU.
+		g.port, g.seed = port, seed
+		g.verifyImage(ctx, img, mirrorAddr)
+		return
+	}
 	ports := []int{port, 22, portHTTP, portOrder, portRestrict, portForbidden}
 	vc := vmConfig{
 		Name: sc.Name, Dir: dir, Image: img, Seed: seed, Relay: s.relay,
@@ -768,6 +774,72 @@ func (g *guest) plain(ctx context.Context) {
 		for _, id := range r.pass {
 			g.res.check("hardbake verify host ("+r.name+") passes "+id, boolErr(slices.Contains(passed, id), fmt.Sprintf("passed checks: %v", passed)))
 		}
+	}
+}
+
+// verifyImage runs bin/hardbake verify image on the scenario's image and
+// seed, with the profile and order saying what to expect and the suite's
+// mirror relayed to the guest, and holds its JSON results to the scenario:
+// all pass (a UEFI disk, rebooted), or only what the weakening breaks.
+func (g *guest) verifyImage(ctx context.Context, img *builtImage, mirrorAddr string) {
+	disk := img.Disk
+	boot := []string{"--kernel", img.Kernel, "--initrd", img.Initrd, "--append", "root=/dev/vda rw console=ttyS0 net.ifnames=0"}
+	if g.sc.UEFI {
+		var err error
+		if disk, err = uefiDisk(ctx, g.s.lg, img); !g.res.check("UEFI disk built (GPT, EFI system partition with GRUB)", err) {
+			return
+		}
+		boot = []string{"--reboot"}
+	}
+	keep := filepath.Join(g.dir, "verify-image")
+	args := append([]string{"verify", "image", disk, "--seed", g.seed,
+		"--profile", filepath.Join(g.dir, "profile.yaml"), "--order", filepath.Join(g.dir, "order.yaml"),
+		"--identity", g.key.File, "--json", "--accel", "tcg", "--keep", keep, "--timeout", bootTimeout.String(),
+		"--probe-port", strconv.Itoa(portForbidden),
+		"--guestfwd", fmt.Sprintf("tcp:%s:80-cmd:%s %s", mirrorGuestAddr, g.s.relay, mirrorAddr)}, boot...)
+	ctx, cancel := context.WithTimeout(ctx, 25*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(g.s.root, "bin", "hardbake"), args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	_ = os.WriteFile(filepath.Join(g.dir, "verify-image.json"), stdout.Bytes(), 0o644)
+	_ = os.WriteFile(filepath.Join(g.dir, "verify-image.stderr"), stderr.Bytes(), 0o644)
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(runErr, &ee) {
+		code = ee.ExitCode()
+	} else if !g.res.check("hardbake verify image ran", runErr) {
+		return
+	}
+	var doc struct {
+		Checks []verify.Result `json:"checks"`
+		Boot   string          `json:"boot"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &doc); err != nil || len(doc.Checks) == 0 {
+		g.res.check("hardbake verify image printed its results", fmt.Errorf("exit %d, %v: %s", code, err, lastLines(stderr.String(), 8)))
+		return
+	}
+	status := map[string]verify.Status{}
+	var failed []string
+	for _, r := range doc.Checks {
+		if _, seen := status[r.ID]; !seen || r.Status == verify.Fail {
+			status[r.ID] = r.Status
+		}
+		if r.Status == verify.Fail {
+			failed = append(failed, r.ID+r.Name)
+		}
+	}
+	if g.sc.UEFI {
+		g.res.check("booted by the image's own bootloader (UEFI)", boolErr(doc.Boot == "uefi", "boot: "+doc.Boot))
+		g.res.check("hardbake verify image exits 0: every check passes, before and after the reboot",
+			boolErr(code == 0 && len(failed) == 0, fmt.Sprintf("exit %d, failed: %v", code, failed)))
+		return
+	}
+	g.res.check("hardbake verify image exits 1", boolErr(code == 1, fmt.Sprintf("exit %d", code)))
+	g.res.check("fails no-password-auth", boolErr(status[verify.IDAuthMethods] == verify.Fail, fmt.Sprintf("%s: %s", verify.IDAuthMethods, status[verify.IDAuthMethods])))
+	for _, id := range []string{verify.IDBanner, verify.IDNoPort22, verify.IDKeyLogin, verify.IDSudo, verify.IDRootRefused, verify.IDCrypto, verify.IDFail2ban, "firewall-filtered:" + strconv.Itoa(portForbidden)} {
+		g.res.check("passes "+id+" (the weakening leaves it alone)", boolErr(status[id] == verify.Pass, fmt.Sprintf("%s: %q", id, status[id])))
 	}
 }
 

@@ -37,7 +37,7 @@ type scenario struct {
 	Name  string
 	Image string
 	// Kind selects the checks: "full", "fault-sshd", "fault-mirror",
-	// "fault-port", "reference".
+	// "fault-port", "reference", "plain", "verify-image".
 	Kind string
 	// SSHPort fixes the order's ssh_port; 0 takes the profile's random one.
 	SSHPort int
@@ -57,6 +57,12 @@ type scenario struct {
 	// from the suite's mirror: issue 15's proof that baseline and strict
 	// harden a machine, folded into scenarios that boot anyway.
 	Profile string
+	// UEFI boots the image as a GPT disk with GRUB in an EFI system
+	// partition (uefiDisk), with no kernel given to QEMU.
+	UEFI bool
+	// Weaken is a line put first in the plan's sshd drop-in (sshd takes
+	// the first value): a seed deliberately weakened after rendering.
+	Weaken string
 }
 
 // agentURLPath is where the suite's HTTP server serves bin/'s agent.
@@ -77,7 +83,14 @@ func scenarios() []scenario {
 		// A machine its user set up with nothing but an admin and a key:
 		// hardbake verify host must fail it on the right checks (issue 12).
 		{Name: "plain-user", Image: "bookworm", Kind: "plain", SSHPort: 50022},
-		{Name: "fault-sshd-rejected", Image: "bookworm", Kind: "fault-sshd"},
+		// hardbake verify image as a user runs it (issue 12): on a disk
+		// with a bootloader, booted and rebooted through GRUB; and on the
+		// suite's kernel+initrd image with a seed that turns password
+		// login on, which must fail no-password-auth and nothing else
+		// the weakening does not touch.
+		{Name: "verify-image-uefi", Image: "bookworm", Kind: "verify-image", UEFI: true},
+		{Name: "verify-image-weak", Image: "bookworm", Kind: "verify-image", Weaken: "PasswordAuthentication yes\n"},
+		{Name: "fault-sshd-rejected", Image: "bookworm", Kind: "fault-sshd", Weaken: "KexAlgorithms mlkem768x25519-sha256,curve25519-sha256\n"},
 		// No mirror, no download: the agent travels inside user-data.
 		{Name: "fault-mirror-down", Image: "bookworm", Kind: "fault-mirror", Agent: "embed"},
 		{Name: "fault-port-taken", Image: "bookworm-porttaken", Kind: "fault-port", SSHPort: portTakenPort, Agent: "url"},
@@ -211,7 +224,7 @@ func makeSeed(ctx context.Context, root, dir string, sc scenario, m *mirror, key
 	}
 	seed = filepath.Join(dir, "seed.iso")
 	args := []string{"iso", "--profile", prof, "--order", ord, "-o", seed}
-	if sc.Kind == "fault-sshd" {
+	if sc.Weaken != "" {
 		args = []string{"iso", "--profile", prof, "--order", ord, "--format", "dir", "-o", filepath.Join(dir, "seed")}
 	}
 	switch sc.Agent {
@@ -233,9 +246,9 @@ func makeSeed(ctx context.Context, root, dir string, sc scenario, m *mirror, key
 		return "", 0, fmt.Errorf("hardbake did not say the ssh port: %s", stderr.String())
 	}
 	port, _ = strconv.Atoi(mm[1])
-	if sc.Kind == "fault-sshd" {
+	if sc.Weaken != "" {
 		ud := filepath.Join(dir, "seed", "user-data")
-		if err := injectSSHDSetting(ud, "KexAlgorithms mlkem768x25519-sha256,curve25519-sha256\n"); err != nil {
+		if err := injectSSHDSetting(ud, sc.Weaken); err != nil {
 			return "", 0, err
 		}
 		out, err := exec.CommandContext(ctx, "xorriso", "-as", "mkisofs", "-quiet", "-r", "-V", "cidata", "-o", seed, filepath.Join(dir, "seed")).CombinedOutput()
