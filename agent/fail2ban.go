@@ -104,9 +104,9 @@ func ParseProperties(out string) map[string]string {
 // JAIL actions` fails for a jail that does not run, so it doubles as the
 // status check). A jail planned with a port must ban on exactly that port;
 // one planned with none (recidive) must ban on all ports, which its action
-// says by name: the port property of an all-ports action is whatever the
-// [DEFAULT] section left there ("0:65535" in fail2ban 1.0's jail.conf) and
-// means nothing.
+// says, by name or by its type parameter: the port property of an all-ports
+// action is whatever the [DEFAULT] section left there ("0:65535" in the
+// jail.conf of fail2ban 1.0.2 and 1.1.0 alike) and means nothing.
 func (r *run) verifyJails() error {
 	rep := &r.rep.Fail2ban
 	rep.Jails = map[string]string{}
@@ -120,12 +120,12 @@ func (r *run) verifyJails() error {
 		}
 		if want == "" {
 			rep.Jails[jail] = "all ports (" + action + ")"
-			if !IsAllPortsAction(action) {
+			if !r.bansAllPorts(jail, action) {
 				errs = append(errs, fmt.Errorf("jail %s bans with %s, want an all-ports action", jail, action))
 			}
 			continue
 		}
-		port, err := runString(r.Runner, "fail2ban-client", "get", jail, "action", action, "port")
+		port, err := f2bGet(r.Runner, "get", jail, "action", action, "port")
 		if err != nil {
 			errs = append(errs, fmt.Errorf("jail %s action %s port: %w", jail, action, err))
 			continue
@@ -138,9 +138,25 @@ func (r *run) verifyJails() error {
 	return errors.Join(errs...)
 }
 
+// bansAllPorts reports whether a jail's action bans on every port. The
+// aliases say so by name (nftables-allports, iptables-allports: what the
+// plan configures). Debian 13's own default (jail.d/defaults-debian.conf:
+// banaction_allports = nftables[type=allports]) is listed by `get JAIL
+// actions` as plain "nftables", without its parameters; only then is the
+// type asked for, which fail2ban answers for an action given type= as a
+// parameter and refuses (exit 255, "no attribute 'type'") for the aliases,
+// whose type lives in their own file.
+func (r *run) bansAllPorts(jail, action string) bool {
+	if IsAllPortsAction(action) {
+		return true
+	}
+	typ, err := f2bGet(r.Runner, "get", jail, "action", action, "type")
+	return err == nil && typ == "allports"
+}
+
 // jailAction is the first action of a running jail.
 func (r *run) jailAction(jail string) (string, error) {
-	out, err := runString(r.Runner, "fail2ban-client", "get", jail, "actions")
+	out, err := f2bGet(r.Runner, "get", jail, "actions")
 	if err != nil {
 		return "", fmt.Errorf("jail %s actions: %w", jail, err)
 	}
@@ -151,11 +167,25 @@ func (r *run) jailAction(jail string) (string, error) {
 	return actions[0], nil
 }
 
-// IsAllPortsAction reports whether a fail2ban action bans on every port:
-// the nftables-allports and iptables-allports actions the plan configures
-// (fail2ban 1.0 and 1.1 both ship them, as aliases of type=allports).
+// f2bGet runs fail2ban-client and returns its trimmed stdout. A refused
+// request (exit 255) says why on stdout ("Sorry but the jail 'recidive'
+// does not exist"); stderr has only a time-stamped "ERROR NOK: ('recidive',)"
+// log line, so the error carries stdout's reason instead.
+func f2bGet(rn Runner, args ...string) (string, error) {
+	out, err := runString(rn, "fail2ban-client", args...)
+	var ee *ExitError
+	if err != nil && out != "" && errors.As(err, &ee) {
+		reason, _, _ := strings.Cut(out, "\n")
+		return "", fmt.Errorf("%s: exit status %d: %s", ee.Cmd, ee.Code, reason)
+	}
+	return out, err
+}
+
+// IsAllPortsAction reports whether a fail2ban action's name says it bans
+// on every port: the nftables-allports and iptables-allports aliases
+// (type=allports in their own files) that fail2ban 1.0 and 1.1 both ship.
 func IsAllPortsAction(name string) bool {
-	return strings.HasSuffix(name, "-allports") || strings.HasSuffix(name, "[type=allports]")
+	return strings.HasSuffix(name, "-allports")
 }
 
 // ParseF2BActions reads `fail2ban-client get JAIL actions`:

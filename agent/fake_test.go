@@ -41,9 +41,13 @@ type fakeMachine struct {
 	f2bPort  string
 	// f2bRecidiveAction is the action the running recidive jail bans with.
 	f2bRecidiveAction string
-	f2bStart          float64 // CLOCK_MONOTONIC seconds the daemon started at (0: unknown)
-	uptime            float64 // what the agent's clock reads
-	uuPkg             bool
+	// f2bRecorded, when set, is a directory scripts/record-fail2ban.sh
+	// wrote: the running fail2ban answers every fail2ban-client command
+	// with what a real server of that version printed.
+	f2bRecorded string
+	f2bStart    float64 // CLOCK_MONOTONIC seconds the daemon started at (0: unknown)
+	uptime      float64 // what the agent's clock reads
+	uuPkg       bool
 	// sudoRule is what sudo grants the admin: "nopasswd", "password" or
 	// "" (nothing).
 	sudoRule string
@@ -348,6 +352,8 @@ func (m *fakeMachine) Run(name string, args ...string) ([]byte, error) {
 		return []byte(out.String()), nil
 	case "fail2ban-client":
 		switch {
+		case m.f2bRecorded != "" && (m.f2bUp || arg(0) == "-t"):
+			return m.recordedF2B(line)
 		case arg(0) == "-t":
 			return nil, nil
 		case !m.f2bUp:
@@ -358,8 +364,11 @@ func (m *fakeMachine) Run(name string, args ...string) ([]byte, error) {
 			return []byte("Status for the jail: sshd\n"), nil
 		case arg(0) == "get" && arg(1) == "recidive" && arg(2) == "actions":
 			return []byte("The jail recidive has the following actions:\n" + m.f2bRecidiveAction + "\n"), nil
+		case arg(0) == "get" && arg(2) == "action" && arg(4) == "type":
+			// An alias keeps its type in its own file, not as a property.
+			return []byte("'CommandAction' object has no attribute 'type'\n"), &ExitError{Cmd: line, Code: 255}
 		case arg(0) == "get" && arg(1) == "recidive" && arg(2) == "action":
-			return []byte("0:65535\n"), nil // fail2ban 1.0: jail.conf's [DEFAULT] port
+			return []byte("0:65535\n"), nil // fail2ban 1.0 and 1.1: jail.conf's [DEFAULT] port
 		case arg(0) == "get" && arg(2) == "actions":
 			return []byte("The jail sshd has the following actions:\nnftables-multiport\n"), nil
 		case arg(0) == "get" && arg(2) == "action":
@@ -377,6 +386,39 @@ func (m *fakeMachine) Run(name string, args ...string) ([]byte, error) {
 		return []byte("APT \"\";\n"), nil
 	}
 	return nil, nil
+}
+
+// recordedF2B answers a fail2ban-client command from m.f2bRecorded: its
+// commands.txt lines are "<exit code> <name> <command line>", <name>.txt the
+// stdout and <name>.stderr (if any) the stderr. A command nobody recorded
+// fails the test: the agent asked something the recordings do not prove.
+func (m *fakeMachine) recordedF2B(line string) ([]byte, error) {
+	// Errorf, not Fatal: the agent may run commands off the test goroutine.
+	index, err := os.ReadFile(filepath.Join(m.f2bRecorded, "commands.txt"))
+	if err != nil {
+		m.t.Errorf("recorded fail2ban: %v", err)
+		return nil, err
+	}
+	for _, l := range strings.Split(string(index), "\n") {
+		f := strings.SplitN(l, " ", 3)
+		if len(f) != 3 || f[2] != line {
+			continue
+		}
+		stdout, err := os.ReadFile(filepath.Join(m.f2bRecorded, f[1]+".txt"))
+		if err != nil {
+			m.t.Errorf("recorded fail2ban: %v", err)
+			return nil, err
+		}
+		stderr, _ := os.ReadFile(filepath.Join(m.f2bRecorded, f[1]+".stderr"))
+		if f[0] != "0" {
+			code := 0
+			fmt.Sscan(f[0], &code)
+			return stdout, &ExitError{Cmd: line, Code: code, Stderr: string(stderr)}
+		}
+		return stdout, nil
+	}
+	m.t.Errorf("%s: %q was not recorded", m.f2bRecorded, line)
+	return nil, &ExitError{Cmd: line, Code: 1, Stderr: "not recorded"}
 }
 
 // startFail2ban starts the daemon from the jail.local on disk, now.
