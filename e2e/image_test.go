@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -265,10 +266,16 @@ func buildRelease(ctx context.Context, lg *logger, cache string, r release) (str
 	return dir, nil
 }
 
-// buildAll builds every release concurrently and returns the images by
-// variant name, each with its release's signed mirror.
-func buildAll(ctx context.Context, lg *logger, cache string) (map[string]*builtImage, error) {
-	rels := releases()
+// buildAll builds, concurrently, every release that has a variant in need
+// (all of them when need is empty) and returns their images by variant
+// name, each with its release's signed mirror.
+func buildAll(ctx context.Context, lg *logger, cache string, need map[string]bool) (map[string]*builtImage, error) {
+	var rels []release
+	for _, r := range releases() {
+		if len(need) == 0 || slices.ContainsFunc(r.Variants, func(v variant) bool { return need[v.Name] }) {
+			rels = append(rels, r)
+		}
+	}
 	dirs := make([]string, len(rels))
 	errs := make([]error, len(rels))
 	var wg sync.WaitGroup

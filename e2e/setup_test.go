@@ -41,7 +41,7 @@ func cacheDir(t testing.TB) string {
 // TestImages only builds (or verifies the cache of) the images and mirrors.
 func TestImages(t *testing.T) {
 	lg := newLogger(os.Stderr)
-	imgs, err := buildAll(context.Background(), lg, cacheDir(t))
+	imgs, err := buildAll(context.Background(), lg, cacheDir(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
