@@ -18,8 +18,8 @@ const uefiRecipe = "uefi-disk-v1"
 
 // Sizes of the UEFI disk's partitions, in 512-byte sectors.
 const (
-	espStart  = 2048        // 1 MiB, where partitioning tools align
-	espSize   = 64 * 2048   // 64 MiB FAT, as Debian's cloud images have it
+	espStart  = 2048      // 1 MiB, where partitioning tools align
+	espSize   = 64 * 2048 // 64 MiB FAT, as Debian's cloud images have it
 	rootStart = espStart + espSize
 )
 
