@@ -72,13 +72,13 @@ func scenarios() []scenario {
 	return []scenario{
 		{Name: "bookworm", Image: "bookworm", Kind: "full"},
 		// Socket-activated SSH, booted by NoCloud-Net from hardbaked.
-		// The built-in baseline, as it ships.
-		{Name: "bookworm-socket", Image: "bookworm-socket", Kind: "full", NoCloudNet: true, Profile: "baseline"},
+		// The built-in strict, as it ships.
+		{Name: "bookworm-socket", Image: "bookworm-socket", Kind: "full", NoCloudNet: true, Profile: "strict"},
 		{Name: "trixie", Image: "trixie", Kind: "full", Profile: "strict"},
 		{Name: "trixie-baseline", Image: "trixie", Kind: "full", Profile: "baseline"},
 		// Neither nft nor iptables until the package phase: the agent
-		// loads the ruleset over netlink (issue 13). The built-in strict.
-		{Name: "bookworm-nofw", Image: noFirewallToolImage, Kind: "full", Profile: "strict"},
+		// loads the ruleset over netlink (issue 13). The built-in baseline.
+		{Name: "bookworm-nofw", Image: noFirewallToolImage, Kind: "full", Profile: "baseline"},
 		{Name: "reference", Image: "bookworm", Kind: "reference", SSHPort: 50022},
 		// A machine its user set up with nothing but an admin and a key:
 		// hardbake verify host must fail it on the right checks (issue 12).
