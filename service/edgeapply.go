@@ -87,13 +87,16 @@ type EdgeConfig struct {
 
 // Edge states shown in an order's edge.state.
 const (
-	EdgeNone      = "none"               // nothing to apply: no credentials for what the profile names
-	EdgeNoTarget  = "waiting-for-target" // PUT …/edge/target to start
-	EdgePending   = "pending"            // queued, or the last apply was for another target
-	EdgeRunning   = "running"
-	EdgeApplied   = "applied" // every provider and backup step complete
-	EdgeFailed    = "failed"  // see last.providers[].error; retry with POST …/edge/apply
-	maxTargetBody = 4 << 10
+	EdgeNone     = "none"               // nothing to apply: no credentials for what the profile names
+	EdgeNoTarget = "waiting-for-target" // PUT …/edge/target to start
+	EdgePending  = "pending"            // queued, or the last apply was for another target
+	EdgeRunning  = "running"
+	EdgeApplied  = "applied" // every provider and backup step complete
+	// EdgeInterrupted: an apply started and never recorded its end within
+	// its timeout (hardbaked stopped meanwhile); POST …/edge/apply.
+	EdgeInterrupted = "interrupted"
+	EdgeFailed      = "failed" // see last.providers[].error; retry with POST …/edge/apply
+	maxTargetBody   = 4 << 10
 )
 
 // EdgeRecord is what one apply did, stored on the order (edge_outcome)
@@ -196,10 +199,12 @@ func (s *Server) edgeView(ctx context.Context, o Order) *EdgeInfo {
 		info.State = EdgeNone
 	case target == nil:
 		info.State = EdgeNoTarget
-	case last != nil && last.State == EdgeRunning && last.Target == *target:
+	case last != nil && last.State == EdgeRunning && last.Target == *target && s.edge.isRunning(o.ID):
 		info.State = EdgeRunning
 	case s.edge.busy(o.ID), last == nil, last.Target != *target:
 		info.State = EdgePending
+	case last.State == EdgeRunning && s.now().Sub(last.StartedAt) > s.edge.cfg.ApplyTimeout+time.Minute:
+		info.State = EdgeInterrupted
 	case o.Status == StatusHardened && p.snapshot && (last.Snapshot == nil || !last.Snapshot.Complete) && last.State == EdgeApplied:
 		info.State = EdgePending // the snapshot after the report is still to come
 	default:
@@ -265,6 +270,12 @@ func (r *edgeRunner) busy(id string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.queued[id] || r.running[id] || r.again[id]
+}
+
+func (r *edgeRunner) isRunning(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.running[id]
 }
 
 func (r *edgeRunner) count(provider, result string) {
@@ -462,11 +473,21 @@ func (s *Server) outcomes(rec *EdgeRecord) []*edge.Outcome {
 // queueEdge queues the order's apply when there is something to apply;
 // queued reports whether it was, full whether the queue refused it.
 func (s *Server) queueEdge(ctx context.Context, o Order) (queued, full bool) {
+	return s.queueEdgeFor(ctx, o, func(p applyPlan) bool { return !p.empty() })
+}
+
+// queueSnapshot queues the apply of an order that just became hardened,
+// when its profile asks for the snapshot.
+func (s *Server) queueSnapshot(ctx context.Context, o Order) (queued, full bool) {
+	return s.queueEdgeFor(ctx, o, func(p applyPlan) bool { return p.snapshot })
+}
+
+func (s *Server) queueEdgeFor(ctx context.Context, o Order, wanted func(applyPlan) bool) (queued, full bool) {
 	if s.edge == nil || len(o.EdgeTarget) == 0 || o.Revoked {
 		return false, false
 	}
 	_, prof, err := s.profile(ctx, o.Profile, o.ProfileRevision)
-	if err != nil || s.plan(prof).empty() {
+	if err != nil || !wanted(s.plan(prof)) {
 		return false, false
 	}
 	if !s.edge.enqueue(o.ID) {

@@ -449,3 +449,34 @@ func TestEdgeRedactsEcho(t *testing.T) {
 	}
 	lc.check(t)
 }
+
+// TestEdgeInterrupted: an apply that recorded its start and never its end
+// (hardbaked stopped meanwhile) shows running until its timeout has
+// passed, then interrupted; POST …/edge/apply queues it again.
+func TestEdgeInterrupted(t *testing.T) {
+	f := newFakes(t)
+	e := newEnvWith(t, &env{edge: f.edgeConfig(), noWorkers: true})
+	edgeProfile(t, e, "ovh")
+	o := e.createOrder(edgeOrder(t, "edge-int-1", `, "edge_target": {"ip": "203.0.113.10"}`))
+	e.restart() // a new process: the queue is gone
+	rec := fmt.Sprintf(`{"state": "running", "target": {"ip": "203.0.113.10"}, "started_at": %q}`, e.clock.Now().Format(time.RFC3339Nano))
+	if err := e.store.SetEdgeOutcome(t.Context(), o.ID, []byte(rec)); err != nil {
+		t.Fatal(err)
+	}
+	state := func() string {
+		var got OrderResponse
+		e.op("GET", "/v1/orders/"+o.ID, nil).json(t, &got)
+		return got.Edge.State
+	}
+	if s := state(); s != EdgeRunning {
+		t.Fatalf("just started: %s", s)
+	}
+	e.clock.Add(e.edge.ApplyTimeout + 2*time.Minute)
+	if s := state(); s != EdgeInterrupted {
+		t.Fatalf("after the timeout: %s", s)
+	}
+	want(t, e.op("POST", "/v1/orders/"+o.ID+"/edge/apply", nil), http.StatusAccepted)
+	if s := state(); s != EdgePending {
+		t.Fatalf("queued again: %s", s)
+	}
+}

@@ -165,7 +165,7 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) *apiError {
 	// A hardened machine gets its snapshot (backup.snapshotWhenHardened):
 	// the apply runs again in the background, the answer never waits.
 	if updated.Status == StatusHardened {
-		if _, full := s.queueEdge(r.Context(), updated); full {
+		if _, full := s.queueSnapshot(r.Context(), updated); full {
 			s.log.Warn("edge apply queue full: the snapshot of a hardened order is left pending", "order", id)
 		}
 	}
