@@ -119,7 +119,7 @@ type EdgeInfo struct {
 	State string `json:"state"`
 	// Applies lists what hardbaked applies for this order: the providers
 	// the profile's edge.providers names that it has credentials for, and
-	// ovh-vps backup / snapshot from its backup: section.
+	// ovh-vps-backup and ovh-vps-snapshot from its backup: section.
 	Applies []string    `json:"applies"`
 	Target  *EdgeTarget `json:"target,omitempty"`
 	Last    *EdgeRecord `json:"last,omitempty"`
@@ -136,10 +136,10 @@ func (p applyPlan) empty() bool { return len(p.providers) == 0 && !p.backup && !
 func (p applyPlan) names() []string {
 	out := slices.Clone(p.providers)
 	if p.backup {
-		out = append(out, "ovh-vps backup")
+		out = append(out, "ovh-vps-backup")
 	}
 	if p.snapshot {
-		out = append(out, "ovh-vps snapshot")
+		out = append(out, "ovh-vps-snapshot")
 	}
 	return out
 }
@@ -419,7 +419,7 @@ func (s *Server) applyOrder(base context.Context, id string) {
 		if t.VPSServiceName != "" {
 			out, err = apply.Backup(ctx, creds, opts, res.Profile.Backup, t)
 		}
-		rec.Backup = s.settle("ovh-vps backup", out, err)
+		rec.Backup = s.settle("ovh-vps-backup", out, err)
 	}
 	if p.snapshot && o.Status == StatusHardened {
 		var out *edge.Outcome
@@ -427,7 +427,7 @@ func (s *Server) applyOrder(base context.Context, id string) {
 		if t.VPSServiceName != "" {
 			out, err = apply.AfterHardened(ctx, creds, opts, res.Profile.Backup, in, t)
 		}
-		rec.Snapshot = s.settle("ovh-vps snapshot", out, err)
+		rec.Snapshot = s.settle("ovh-vps-snapshot", out, err)
 	}
 	finish()
 }

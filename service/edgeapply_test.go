@@ -145,7 +145,7 @@ func TestEdgeApply(t *testing.T) {
 	var o OrderResponse
 	r.json(t, &o)
 	if o.Edge == nil || o.Edge.State != EdgePending || o.Edge.Target == nil || o.Edge.Target.IP != "203.0.113.10" ||
-		!slices.Equal(o.Edge.Applies, []string{"ovh", "hetzner", "ovh-vps backup", "ovh-vps snapshot"}) {
+		!slices.Equal(o.Edge.Applies, []string{"ovh", "hetzner", "ovh-vps-backup", "ovh-vps-snapshot"}) {
 		t.Fatalf("created: edge %+v", o.Edge)
 	}
 	got := lc.waitEdge(t, o.ID, EdgeApplied, EdgeFailed)
@@ -273,7 +273,7 @@ func TestEdgeTargetLater(t *testing.T) {
 	lc := &leakCheck{e: e}
 	edgeProfile(t, e, "ovh")
 	o := e.createOrder(edgeOrder(t, "edge-later-1", ""))
-	if o.Edge == nil || o.Edge.State != EdgeNoTarget || !slices.Equal(o.Edge.Applies, []string{"ovh", "ovh-vps backup", "ovh-vps snapshot"}) {
+	if o.Edge == nil || o.Edge.State != EdgeNoTarget || !slices.Equal(o.Edge.Applies, []string{"ovh", "ovh-vps-backup", "ovh-vps-snapshot"}) {
 		t.Fatalf("created without target: %+v", o.Edge)
 	}
 	r := lc.op("PUT", "/v1/orders/"+o.ID+"/edge/target", []byte(`{"ip": "203.0.113.10", "ovh_vps": "`+testVPS+`"}`))
