@@ -195,8 +195,10 @@ func (s *Server) edgeView(ctx context.Context, o Order) *EdgeInfo {
 	switch {
 	case p.empty() && target == nil && last == nil:
 		return nil
-	case p.empty():
-		info.State = EdgeNone
+	case p.empty(), o.Revoked && last == nil:
+		info.State = EdgeNone // a cancelled order is never applied again
+	case o.Revoked:
+		info.State = last.State
 	case target == nil:
 		info.State = EdgeNoTarget
 	case last != nil && last.State == EdgeRunning && last.Target == *target && s.edge.isRunning(o.ID):

@@ -383,8 +383,14 @@ func TestEdgeStatusCodes(t *testing.T) {
 	// The same request with another target is another request: 409.
 	want(t, e.op("POST", "/v1/orders", edgeOrder(t, "edge-codes-3", `, "edge_target": {"ip": "203.0.113.15"}`)), http.StatusConflict)
 
-	// Cancelled: 410 for both.
-	want(t, e.op("DELETE", base, nil), http.StatusOK)
+	// Cancelled: 410 for both; its queued apply will not run.
+	r = e.op("DELETE", base, nil)
+	want(t, r, http.StatusOK)
+	var cancelled OrderResponse
+	r.json(t, &cancelled)
+	if cancelled.Edge == nil || cancelled.Edge.State != EdgeNone {
+		t.Errorf("cancelled: %+v", cancelled.Edge)
+	}
 	want(t, e.op("PUT", base+"/edge/target", []byte(`{"ip": "203.0.113.10"}`)), http.StatusGone)
 	want(t, e.op("POST", base+"/edge/apply", nil), http.StatusGone)
 }
