@@ -249,6 +249,20 @@ func (d DQLite) SetEdgeOutcome(ctx context.Context, id string, outcome []byte) e
 	return mapErr(d.S.SetEdgeOutcome(ctx, id, outcome))
 }
 
+// EdgeOrders implements Store.
+func (d DQLite) EdgeOrders(ctx context.Context, cursor string, limit int) (Page, error) {
+	os, next, err := d.S.EdgeOrders(ctx, cursor, limit)
+	if err != nil {
+		return Page{}, mapErr(err)
+	}
+	p := Page{Orders: make([]Order, len(os)), Next: next}
+	for i, o := range os {
+		p.Orders[i] = Order{NewOrder: NewOrder{ID: o.ID, Profile: o.ProfileName, ProfileRevision: int(o.ProfileRevision), EdgeTarget: o.EdgeTarget},
+			Status: string(o.Status), EdgeOutcome: o.EdgeOutcome}
+	}
+	return p, nil
+}
+
 // Role implements Store.
 func (d DQLite) Role(ctx context.Context) (string, error) {
 	r, err := d.S.Role(ctx)

@@ -300,6 +300,7 @@ func (s *Server) RunEdgeWorkers(ctx context.Context) {
 		return
 	}
 	var wg sync.WaitGroup
+	wg.Go(func() { s.resumeEdge(ctx) })
 	for range s.edge.cfg.Workers {
 		wg.Go(func() {
 			for {
@@ -313,6 +314,43 @@ func (s *Server) RunEdgeWorkers(ctx context.Context) {
 		})
 	}
 	wg.Wait()
+}
+
+// resumeEdge queues again, at start, the orders whose apply an earlier
+// process left unfinished (queued, running, or the snapshot still to
+// come): the queue lived in its memory. It waits for room when the queue
+// is full, and stops with ctx.
+func (s *Server) resumeEdge(ctx context.Context) {
+	cursor, resumed := "", 0
+	for {
+		page, err := s.cfg.Store.EdgeOrders(ctx, cursor, 100)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("edge resume: list orders", "err", err)
+			}
+			return
+		}
+		for _, o := range page.Orders {
+			switch v := s.edgeView(ctx, o); {
+			case v == nil, v.State != EdgePending && v.State != EdgeRunning && v.State != EdgeInterrupted:
+				continue
+			}
+			for !s.edge.enqueue(o.ID) {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+			}
+			resumed++
+		}
+		if cursor = page.Next; cursor == "" {
+			break
+		}
+	}
+	if resumed > 0 {
+		s.log.Info("edge applies resumed", "orders", resumed)
+	}
 }
 
 func (s *Server) runOne(ctx context.Context, id string) {

@@ -484,3 +484,44 @@ func TestEdgeInterrupted(t *testing.T) {
 		t.Fatalf("queued again: %s", s)
 	}
 }
+
+// TestEdgeResume: applies an earlier process queued or started and never
+// finished are queued again when the service starts; finished ones and
+// cancelled orders are left alone.
+func TestEdgeResume(t *testing.T) {
+	f := newFakes(t)
+	e := newEnvWith(t, &env{edge: f.edgeConfig(), noWorkers: true, logs: &syncBuf{}})
+	edgeProfile(t, e, "ovh")
+	queued := e.createOrder(edgeOrder(t, "edge-resume-1", `, "edge_target": {"ip": "203.0.113.21", "ovh_vps": "`+testVPS+`"}`))
+	running := e.createOrder(edgeOrder(t, "edge-resume-2", `, "edge_target": {"ip": "203.0.113.22", "ovh_vps": "`+testVPS+`"}`))
+	done := e.createOrder(edgeOrder(t, "edge-resume-3", `, "edge_target": {"ip": "203.0.113.23", "ovh_vps": "`+testVPS+`"}`))
+	gone := e.createOrder(edgeOrder(t, "edge-resume-4", `, "edge_target": {"ip": "203.0.113.24", "ovh_vps": "`+testVPS+`"}`))
+	set := func(id, state, ip string) {
+		rec := fmt.Sprintf(`{"state": %q, "target": {"ip": %q, "ovh_vps": %q}, "started_at": %q}`, state, ip, testVPS, e.clock.Now().Format(time.RFC3339Nano))
+		if err := e.store.SetEdgeOutcome(t.Context(), id, []byte(rec)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(running.ID, EdgeRunning, "203.0.113.22")
+	set(done.ID, EdgeApplied, "203.0.113.23")
+	want(t, e.op("DELETE", "/v1/orders/"+gone.ID, nil), http.StatusOK)
+
+	e.noWorkers = false
+	e.restart()
+	lc := &leakCheck{e: e}
+	lc.waitEdge(t, queued.ID, EdgeApplied)
+	lc.waitEdge(t, running.ID, EdgeApplied)
+	for _, ip := range []string{"203.0.113.21", "203.0.113.22"} {
+		if _, enabled := f.ovh.Rules(ip); !enabled {
+			t.Errorf("%s not applied after the restart", ip)
+		}
+	}
+	for _, ip := range []string{"203.0.113.23", "203.0.113.24"} {
+		if rules, _ := f.ovh.Rules(ip); rules != nil {
+			t.Errorf("%s applied although finished or cancelled", ip)
+		}
+	}
+	if !strings.Contains(e.logs.String(), "edge applies resumed") || !strings.Contains(e.logs.String(), "orders=2") {
+		t.Errorf("log:\n%s", e.logs)
+	}
+}

@@ -149,6 +149,10 @@ type Store interface {
 	SetEdgeTarget(ctx context.Context, id string, target []byte) (Order, error)
 	// SetEdgeOutcome replaces the order's edge outcome (JSON).
 	SetEdgeOutcome(ctx context.Context, id string, outcome []byte) error
+	// EdgeOrders pages through the orders with an edge target that are not
+	// cancelled, oldest first (ID, Status, Profile, ProfileRevision,
+	// EdgeTarget and EdgeOutcome set).
+	EdgeOrders(ctx context.Context, cursor string, limit int) (Page, error)
 	// Role is this node's dqlite role: leader, voter, stand-by or spare.
 	Role(ctx context.Context) (string, error)
 }

@@ -4,6 +4,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -81,5 +82,40 @@ func TestEdge(t *testing.T) {
 	got, _ = s.GetOrder(ctx, o.ID)
 	if string(got.EdgeTarget) != `{"ip":"203.0.113.10"}` || string(got.EdgeOutcome) != `{"state":"failed"}` {
 		t.Fatalf("cancelled order after restart: %s %s", got.EdgeTarget, got.EdgeOutcome)
+	}
+
+	// EdgeOrders: those with a target and not revoked, oldest first, in pages.
+	var ids []string
+	for i := range 3 {
+		n := newOrder(p, fmt.Sprintf("edge-page-%d", i), "h")
+		n.EdgeTarget = []byte(`{"hetzner_server_id":1}`)
+		ids = append(ids, mustCreate(t, s, n).ID)
+	}
+	mustCreate(t, s, newOrder(p, "edge-no-target", "h"))
+	var got2 []string
+	cursor := ""
+	for range 10 {
+		page, next, err := s.EdgeOrders(ctx, cursor, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, eo := range page {
+			got2 = append(got2, eo.ID)
+			if eo.ID == plain.ID && (string(eo.EdgeOutcome) != `{"state":"applied"}` || eo.Status != StatusCreated || eo.ProfileName != "web") {
+				t.Errorf("edge order %+v", eo)
+			}
+		}
+		if cursor = next; cursor == "" {
+			break
+		}
+	}
+	if want := append([]string{plain.ID}, ids...); fmt.Sprint(got2) != fmt.Sprint(want) {
+		t.Errorf("EdgeOrders: %v, want %v", got2, want)
+	}
+	if _, _, err := s.EdgeOrders(ctx, "x", 2); !errors.Is(err, ErrInvalid) {
+		t.Errorf("bad cursor: %v", err)
+	}
+	if _, _, err := s.EdgeOrders(ctx, "", 0); !errors.Is(err, ErrInvalid) {
+		t.Errorf("limit 0: %v", err)
 	}
 }

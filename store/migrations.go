@@ -124,6 +124,9 @@ func migrateEdge(ctx context.Context, tx *sql.Tx) error {
 	return execAll(ctx, tx,
 		`ALTER TABLE orders ADD COLUMN edge_target TEXT`,
 		`ALTER TABLE orders ADD COLUMN edge_outcome TEXT`,
+		// EdgeOrders walks the orders a restarted service may have to
+		// apply again: only those with a target that are not revoked.
+		`CREATE INDEX orders_edge_seq ON orders (seq) WHERE edge_target IS NOT NULL AND revoked_at IS NULL`,
 	)
 }
 

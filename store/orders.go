@@ -551,3 +551,61 @@ func (s *Store) SetEdgeOutcome(ctx context.Context, id string, outcome []byte) e
 		return nil
 	})
 }
+
+// EdgeOrder is an order as EdgeOrders lists it: what the service needs to
+// decide whether its edge must be applied again.
+type EdgeOrder struct {
+	ID              string
+	Status          Status
+	ProfileName     string
+	ProfileRevision int64
+	EdgeTarget      []byte
+	EdgeOutcome     []byte // nil before the first apply ended
+}
+
+// EdgeOrders lists the orders that have an edge target and are not
+// revoked, oldest first, limit at a time (1 to MaxListLimit); cursor is the
+// next value of the previous page ("" to start, "" back on the last).
+func (s *Store) EdgeOrders(ctx context.Context, cursor string, limit int) (orders []EdgeOrder, next string, err error) {
+	if limit < 1 || limit > MaxListLimit {
+		return nil, "", fmt.Errorf("%w: limit %d", ErrInvalid, limit)
+	}
+	var after int64
+	if cursor != "" {
+		if after, err = strconv.ParseInt(cursor, 10, 64); err != nil || after < 1 {
+			return nil, "", fmt.Errorf("%w: cursor %q", ErrInvalid, cursor)
+		}
+	}
+	err = s.tx(ctx, readTx, func(tx *sql.Tx) error {
+		orders, next = orders[:0], ""
+		rows, err := tx.QueryContext(ctx, `SELECT seq, id, status, profile_name, profile_revision, edge_target, edge_outcome
+FROM orders WHERE edge_target IS NOT NULL AND revoked_at IS NULL AND seq > ? ORDER BY seq LIMIT ?`, after, limit+1)
+		if err != nil {
+			return fmt.Errorf("list edge orders: %w", err)
+		}
+		defer rows.Close()
+		var lastSeq int64
+		for rows.Next() {
+			if len(orders) == limit {
+				next = strconv.FormatInt(lastSeq, 10)
+				break
+			}
+			var o EdgeOrder
+			var status, target string
+			var outcome sql.NullString
+			if err := rows.Scan(&lastSeq, &o.ID, &status, &o.ProfileName, &o.ProfileRevision, &target, &outcome); err != nil {
+				return fmt.Errorf("list edge orders: %w", err)
+			}
+			o.Status, o.EdgeTarget = Status(status), []byte(target)
+			if outcome.Valid {
+				o.EdgeOutcome = []byte(outcome.String)
+			}
+			orders = append(orders, o)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return orders, next, nil
+}

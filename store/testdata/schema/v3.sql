@@ -30,6 +30,9 @@ CREATE TABLE orders (
     host_keys        TEXT
 , edge_target TEXT, edge_outcome TEXT);
 
+-- index orders_edge_seq
+CREATE INDEX orders_edge_seq ON orders (seq) WHERE edge_target IS NOT NULL AND revoked_at IS NULL;
+
 -- index orders_status_seq
 CREATE INDEX orders_status_seq ON orders (status, seq);
 
