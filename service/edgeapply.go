@@ -92,8 +92,8 @@ const (
 	EdgePending  = "pending"            // queued, or the last apply was for another target
 	EdgeRunning  = "running"
 	EdgeApplied  = "applied" // every provider and backup step complete
-	// EdgeInterrupted: an apply started and never recorded its end within
-	// its timeout (hardbaked stopped meanwhile); POST …/edge/apply.
+	// EdgeInterrupted: an apply cut short by a shutdown, or one that never
+	// recorded its end within its timeout; the next start resumes it.
 	EdgeInterrupted = "interrupted"
 	EdgeFailed      = "failed" // see last.providers[].error; retry with POST …/edge/apply
 	maxTargetBody   = 4 << 10
@@ -411,6 +411,9 @@ func (s *Server) applyOrder(base context.Context, id string) {
 			if !out.Complete {
 				rec.State = EdgeFailed
 			}
+		}
+		if rec.State == EdgeFailed && base.Err() != nil {
+			rec.State = EdgeInterrupted // by a shutdown: the next start resumes it
 		}
 		write(rec)
 		s.log.Info("edge applied", "order", id, "state", rec.State, "providers", len(rec.Providers))

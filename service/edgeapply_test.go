@@ -525,3 +525,32 @@ func TestEdgeResume(t *testing.T) {
 		t.Errorf("log:\n%s", e.logs)
 	}
 }
+
+// TestEdgeShutdown: stopping the service while an apply waits on a
+// provider cuts it short and records it as interrupted; the next start
+// resumes and completes it.
+func TestEdgeShutdown(t *testing.T) {
+	f := newFakes(t)
+	f.ovh.SetStuck(true)
+	cfg := f.edgeConfig()
+	cfg.Options.OVH.Wait = time.Minute
+	e := newEnvWith(t, &env{edge: cfg, logs: &syncBuf{}})
+	lc := &leakCheck{e: e}
+	edgeProfile(t, e, "ovh")
+	o := e.createOrder(edgeOrder(t, "edge-stop-1", `, "edge_target": {"ip": "203.0.113.31", "ovh_vps": "`+testVPS+`"}`))
+	lc.waitEdge(t, o.ID, EdgeRunning)
+	start := time.Now()
+	e.restart() // stops the workers (the apply is cut short), then starts again
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("stopping took %s", d)
+	}
+	f.ovh.SetStuck(false)
+	got := lc.waitEdge(t, o.ID, EdgeApplied, EdgeFailed)
+	if got.Edge.State != EdgeApplied {
+		t.Fatalf("after the restart: %+v", got.Edge.Last)
+	}
+	if !strings.Contains(e.logs.String(), "state=interrupted") || !strings.Contains(e.logs.String(), "edge applies resumed") {
+		t.Errorf("log:\n%s", e.logs)
+	}
+	lc.check(t)
+}
