@@ -107,7 +107,7 @@ func (d DQLite) CreateOrder(ctx context.Context, o NewOrder) (Order, bool, error
 		ID: o.ID, ClientOrderID: o.ClientOrderID, Request: req,
 		ProfileName: o.Profile, ProfileRevision: int64(o.ProfileRevision),
 		UserData: o.Files["user-data"], MetaData: o.Files["meta-data"], NetworkConfig: o.Files["network-config"],
-		ReportKey: o.ReportKey,
+		ReportKey: o.ReportKey, EdgeTarget: o.EdgeTarget,
 	}
 	sum, err := hex.DecodeString(o.RequestHash)
 	if err != nil || len(sum) != 32 || len(o.TokenHash) != 32 {
@@ -131,8 +131,9 @@ func fromOrder(o store.Order) Order {
 		},
 		Status: string(o.Status), FetchedAt: o.FetchedAt, ReportedAt: o.ReportedAt,
 		UpdatedAt: latest(o.CreatedAt, o.FetchedAt, o.ReportedAt, o.FinishedAt, o.RevokedAt),
-		Report:    o.Report, Revoked: !o.RevokedAt.IsZero(),
+		Report:    o.Report, Revoked: !o.RevokedAt.IsZero(), EdgeOutcome: o.EdgeOutcome,
 	}
+	out.EdgeTarget = o.EdgeTarget
 	out.Files = map[string][]byte{"user-data": o.UserData, "meta-data": o.MetaData}
 	if o.NetworkConfig != nil {
 		out.Files["network-config"] = o.NetworkConfig
@@ -235,6 +236,31 @@ func (d DQLite) CountByStatus(ctx context.Context) (map[string]int, error) {
 		out[string(k)] = int(v)
 	}
 	return out, nil
+}
+
+// SetEdgeTarget implements Store.
+func (d DQLite) SetEdgeTarget(ctx context.Context, id string, target []byte) (Order, error) {
+	o, err := d.S.SetEdgeTarget(ctx, id, target)
+	return fromOrder(o), mapErr(err)
+}
+
+// SetEdgeOutcome implements Store.
+func (d DQLite) SetEdgeOutcome(ctx context.Context, id string, outcome []byte) error {
+	return mapErr(d.S.SetEdgeOutcome(ctx, id, outcome))
+}
+
+// EdgeOrders implements Store.
+func (d DQLite) EdgeOrders(ctx context.Context, cursor string, limit int) (Page, error) {
+	os, next, err := d.S.EdgeOrders(ctx, cursor, limit)
+	if err != nil {
+		return Page{}, mapErr(err)
+	}
+	p := Page{Orders: make([]Order, len(os)), Next: next}
+	for i, o := range os {
+		p.Orders[i] = Order{NewOrder: NewOrder{ID: o.ID, Profile: o.ProfileName, ProfileRevision: int(o.ProfileRevision), EdgeTarget: o.EdgeTarget},
+			Status: string(o.Status), EdgeOutcome: o.EdgeOutcome}
+	}
+	return p, nil
 }
 
 // Role implements Store.

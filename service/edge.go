@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -46,7 +47,7 @@ func (s *Server) orderEdge(w http.ResponseWriter, r *http.Request) *apiError {
 	if o.Revoked {
 		return errorf(http.StatusGone, "order %s is cancelled", id)
 	}
-	res, aerr := s.rebake(r, o)
+	res, aerr := s.rebake(r.Context(), o)
 	if aerr != nil {
 		return aerr
 	}
@@ -80,12 +81,12 @@ func (s *Server) orderEdge(w http.ResponseWriter, r *http.Request) *apiError {
 // rebake renders a stored order again: its canonical request, its profile
 // revision, the agent it was made with. A result whose SSH port differs
 // from the stored one would describe another machine, so it is refused.
-func (s *Server) rebake(r *http.Request, o Order) (*bake.Result, *apiError) {
+func (s *Server) rebake(ctx context.Context, o Order) (*bake.Result, *apiError) {
 	var req OrderRequest
 	if err := json.Unmarshal(o.Request, &req); err != nil {
 		return nil, internal(fmt.Errorf("order %s: stored request: %w", o.ID, err))
 	}
-	_, prof, err := s.profile(r, o.Profile, o.ProfileRevision)
+	_, prof, err := s.profile(ctx, o.Profile, o.ProfileRevision)
 	if err != nil {
 		var fe profileDiags
 		if errors.As(err, &fe) {

@@ -13,7 +13,7 @@ import (
 
 const seedOrder = `{"client_order_id":"shop-1","profile":"baseline@2","agent":"url","arch":"arm64","network_config":true,
 "hostname":"web-1.example.com","instance_id":"vps-1","admin_user":"ops","ssh_keys":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBz ops"],
-"ssh_port":50022,"allow":["80/tcp","443"]}`
+"ssh_port":50022,"allow":["80/tcp","443"],"edge_target":{"ip":"203.0.113.10","hetzner_server_id":4711,"ovh_vps":"vps-1.vps.ovh.net"}}`
 
 // FuzzDecodeOrderRequest: the order decoder never panics, reports every
 // refusal as diagnostics with a position inside the body, and what it
@@ -44,6 +44,45 @@ func FuzzDecodeOrderRequest(f *testing.F) {
 		canon2, hash2 := again.canonical()
 		if hash != hash2 || !bytes.Equal(canon, canon2) {
 			t.Fatalf("canonical form not stable:\n%s\n%s", canon, canon2)
+		}
+	})
+}
+
+// FuzzEdgeTarget: a PUT …/edge/target body is decoded strictly and
+// checked without a panic; diagnostics point into the body; an accepted
+// target is canonical (checking it again changes nothing) and names
+// something.
+func FuzzEdgeTarget(f *testing.F) {
+	for _, s := range []string{`{"ip":"203.0.113.10","hetzner_server_id":4711,"ovh_vps":"vps-1.vps.ovh.net"}`, `{}`, `{"ip":"::1"}`,
+		`{"ip":"203.000.113.10"}`, `{"hetzner_server_id":-3}`, `{"ovh_vps":"a/b"}`, `{"ip":5}`, `{"region":"x"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var tg EdgeTarget
+		if d := decodeStrictJSON(body, &tg); d != nil {
+			return
+		}
+		positions := bodyPositions(body)
+		lines := bytes.Count(body, []byte("\n")) + 1
+		bad := false
+		tg.check("", func(path, format string, args ...any) {
+			bad = true
+			if p := lookupPos(positions, path); p.Line < 0 || p.Line > lines {
+				t.Fatalf("%s: position %+v outside the body", path, p)
+			}
+		})
+		if bad {
+			return
+		}
+		again := tg
+		again.check("", func(path, format string, args ...any) { t.Fatalf("accepted, then refused at %s", path) })
+		if again != tg || (tg.IP == "" && tg.HetznerServerID == 0 && tg.OVHVPS == "") {
+			t.Fatalf("not canonical: %+v then %+v", tg, again)
+		}
+		data, _ := json.Marshal(tg)
+		var back EdgeTarget
+		if d := decodeStrictJSON(data, &back); d != nil || back != tg {
+			t.Fatalf("round trip: %s %+v", data, d)
 		}
 	})
 }

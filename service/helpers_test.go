@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -57,6 +58,30 @@ type env struct {
 	secrets *Secrets
 	agents  *Agents
 	limit   RateLimit
+	// edge, when set, is the service's EdgeConfig; noWorkers keeps its
+	// workers stopped (a queue that never drains).
+	edge      *EdgeConfig
+	noWorkers bool
+	logs      *syncBuf // every log line of the service, when set
+	stopEdge  func()
+}
+
+// syncBuf collects log lines written from several goroutines.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // fakeAgents are minimal static ELF executables, which pass bake's agent
@@ -84,7 +109,13 @@ func newEnv(t *testing.T) *env {
 
 func newEnvLimit(t *testing.T, limit RateLimit) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), addr: freeAddr(t), clock: &testClock{t: time.Now().UTC()}, agents: fakeAgents(), limit: limit}
+	return newEnvWith(t, &env{limit: limit})
+}
+
+// newEnvWith starts the service with e's limit, edge and logs settings.
+func newEnvWith(t *testing.T, e *env) *env {
+	t.Helper()
+	e.t, e.dir, e.addr, e.clock, e.agents = t, t.TempDir(), freeAddr(t), &testClock{t: time.Now().UTC()}, fakeAgents()
 	var err error
 	if e.secrets, err = LoadOrCreateSecret(e.dir + "/secret"); err != nil {
 		t.Fatal(err)
@@ -104,15 +135,26 @@ func (e *env) open(addr string) {
 	}
 	e.store = st
 	e.http = httptest.NewUnstartedServer(nil)
+	var logger *slog.Logger
+	if e.logs != nil {
+		logger = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	srv, err := New(Config{
 		Store: DQLite{S: st}, Secrets: e.secrets, APIToken: []byte(testToken),
 		PublicURL: "http://" + e.http.Listener.Addr().String(), ReportDeadline: 30 * time.Minute,
-		Agents: e.agents, Now: e.clock.Now, ReportLimit: e.limit,
+		Agents: e.agents, Now: e.clock.Now, ReportLimit: e.limit, Edge: e.edge, Logger: logger,
 	})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.srv = srv
+	e.stopEdge = func() {}
+	if !e.noWorkers {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); srv.RunEdgeWorkers(ctx) }()
+		e.stopEdge = func() { cancel(); <-done }
+	}
 	e.http.Config.Handler = srv.Handler()
 	e.http.Start()
 }
@@ -122,6 +164,7 @@ func (e *env) close() {
 		return
 	}
 	e.http.Close()
+	e.stopEdge() // no apply may reach a closed store
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := e.store.Close(ctx); err != nil {

@@ -163,6 +163,13 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) *apiError {
 	if err != nil {
 		return storeError(err, "report")
 	}
+	// A hardened machine gets its snapshot (backup.snapshotWhenHardened):
+	// the apply runs again in the background, the answer never waits.
+	if updated.Status == StatusHardened {
+		if _, full := s.queueSnapshot(r.Context(), updated); full {
+			s.log.Warn("edge apply queue full: the snapshot of a hardened order is left pending", "order", id)
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"id": updated.ID, "status": updated.Status})
 	return nil
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -149,6 +151,16 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) *apiError 
 			v = 1
 		}
 		fmt.Fprintf(&b, "hardbaked_dqlite_role{role=%s} %d\n", quoteLabel(ro), v)
+	}
+	if s.edge != nil {
+		queued, counts := s.edge.snapshotMetrics()
+		fmt.Fprintf(&b, "# HELP hardbaked_edge_queue Orders waiting for an edge apply.\n# TYPE hardbaked_edge_queue gauge\nhardbaked_edge_queue %d\n", queued)
+		b.WriteString("# HELP hardbaked_edge_applies_total Edge applies by provider and result.\n# TYPE hardbaked_edge_applies_total counter\n")
+		keys := slices.Collect(maps.Keys(counts))
+		slices.SortFunc(keys, func(a, b [2]string) int { return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1]) })
+		for _, k := range keys {
+			fmt.Fprintf(&b, "hardbaked_edge_applies_total{provider=%s,result=%s} %d\n", quoteLabel(k[0]), quoteLabel(k[1]), counts[k])
+		}
 	}
 	s.metrics.write(&b)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")

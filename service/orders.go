@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -45,6 +46,11 @@ type OrderRequest struct {
 	SSHKeys           []string `json:"ssh_keys"`
 	SSHPort           int      `json:"ssh_port,omitempty"`
 	Allow             []string `json:"allow,omitempty"`
+
+	// EdgeTarget is where the machine is at its provider, when known at
+	// creation (else PUT /v1/orders/{id}/edge/target). It is part of the
+	// request: a retry must name the same target.
+	EdgeTarget *EdgeTarget `json:"edge_target,omitempty"`
 }
 
 // orderFields is the order document config decodes; its YAML keys are
@@ -106,7 +112,10 @@ type OrderResponse struct {
 	Files           map[string]string `json:"files,omitempty"`
 	HostKeys        []plan.HostKey    `json:"host_keys,omitempty"`
 	Result          json.RawMessage   `json:"result,omitempty"`
-	Warnings        []string          `json:"warnings,omitempty"`
+	// Edge is the order's provider edge: what hardbaked applies, where,
+	// and what the last apply did. Single-order answers only.
+	Edge     *EdgeInfo `json:"edge,omitempty"`
+	Warnings []string  `json:"warnings,omitempty"`
 }
 
 // AgentInfo says how the machine gets the agent.
@@ -178,12 +187,18 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) *apiError {
 	if err != nil {
 		return storeError(err, "order")
 	}
-	resp := s.orderResponse(ord)
 	status := http.StatusOK
+	var warnings []string
 	if created {
 		status = http.StatusCreated
-		resp.Warnings = no.warnings
+		warnings = no.warnings
+		if _, full := s.queueEdge(r.Context(), ord); full {
+			warnings = append(warnings, fmt.Sprintf("the edge apply queue is full: POST /v1/orders/%s/edge/apply later", ord.ID))
+		}
 	}
+	resp := s.orderResponse(ord)
+	resp.Edge = s.edgeView(r.Context(), ord)
+	resp.Warnings = warnings
 	w.Header().Set("Location", "/v1/orders/"+ord.ID)
 	writeJSON(w, status, resp)
 	return nil
@@ -220,6 +235,9 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 	default:
 		bad("agent", string(config.CodeInvalidChoice), "%q is not seed, url or embed", req.Agent)
 	}
+	if req.EdgeTarget != nil {
+		req.EdgeTarget.check("edge_target", func(path, format string, args ...any) { bad(path, CodeInvalid, format, args...) })
+	}
 	_, haveBin := s.cfg.Agents.forArch(req.Arch)
 	if req.Arch != "amd64" && req.Arch != "arm64" {
 		bad("arch", string(config.CodeInvalidChoice), "%q is not amd64 or arm64", req.Arch)
@@ -230,7 +248,7 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 	var pr ProfileRevision
 	if perr == "" {
 		var err error
-		pr, prof, err = s.profile(r, name, rev)
+		pr, prof, err = s.profile(r.Context(), name, rev)
 		var fe profileDiags
 		switch {
 		case errors.Is(err, ErrNotFound) && rev > 0:
@@ -300,8 +318,16 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 		AgentKind: string(agent.Kind), AgentArch: agent.Arch, AgentSHA256: agent.SHA256,
 		PlanDigest: res.PlanDigest, SSHPort: res.SSHPort,
 		TokenHash: TokenHash(s.cfg.Secrets.Token(id)), ReportKey: s.cfg.Secrets.ReportKey(id),
-		Files: files, CreatedAt: s.now().UTC(),
+		Files: files, CreatedAt: s.now().UTC(), EdgeTarget: edgeTargetJSON(req.EdgeTarget),
 	}, warnings: res.Warnings}, nil
+}
+
+func edgeTargetJSON(t *EdgeTarget) []byte {
+	if t == nil {
+		return nil
+	}
+	data, _ := json.Marshal(t) // strings and an int: cannot fail
+	return data
 }
 
 func sha256Hex(b []byte) string {
@@ -319,13 +345,13 @@ func (d profileDiags) Error() string { return "stored profile does not validate"
 // are immutable, so a decoded one is cached by name and revision: only
 // "the latest" needs a database read, and no revision is decoded twice.
 // Decoded profiles are shared read-only; render and bake never write to one.
-func (s *Server) profile(r *http.Request, name string, rev int) (ProfileRevision, *config.Profile, error) {
+func (s *Server) profile(ctx context.Context, name string, rev int) (ProfileRevision, *config.Profile, error) {
 	if rev > 0 {
 		if c, ok := s.profiles.get(name, rev); ok {
 			return c.rev, c.prof, nil
 		}
 	}
-	pr, err := s.cfg.Store.Profile(r.Context(), name, rev)
+	pr, err := s.cfg.Store.Profile(ctx, name, rev)
 	if err != nil {
 		return pr, nil, err
 	}
@@ -431,7 +457,9 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) *apiError {
 	if err != nil {
 		return storeError(err, "order")
 	}
-	writeJSON(w, http.StatusOK, s.orderResponse(o))
+	resp := s.orderResponse(o)
+	resp.Edge = s.edgeView(r.Context(), o)
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 
@@ -445,7 +473,9 @@ func (s *Server) cancelOrder(w http.ResponseWriter, r *http.Request) *apiError {
 		return storeError(err, "order")
 	}
 	s.isoCache.drop(id)
-	writeJSON(w, http.StatusOK, s.orderResponse(o))
+	resp := s.orderResponse(o)
+	resp.Edge = s.edgeView(r.Context(), o)
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 

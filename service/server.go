@@ -38,6 +38,9 @@ type Config struct {
 	Now func() time.Time
 	// ReportLimit bounds report posts per order and per client address.
 	ReportLimit RateLimit
+	// Edge, when it holds credentials, makes the service apply each
+	// order's edge firewall and backup policy itself (RunEdgeWorkers).
+	Edge *EdgeConfig
 }
 
 // Server is the hardbaked HTTP service.
@@ -53,6 +56,9 @@ type Server struct {
 	// resolved are the agents by "kind/arch", resolved once by bake.
 	resolved map[string]*bake.Agent
 	handler  http.Handler
+	// edge applies orders' edge rules in the background; nil without
+	// credentials.
+	edge *edgeRunner
 }
 
 // New checks cfg and builds the server.
@@ -84,6 +90,9 @@ func New(cfg Config) (*Server, error) {
 		s.now = time.Now
 	}
 	s.limiter = newLimiter(cfg.ReportLimit, s.now)
+	if cfg.Edge != nil && (cfg.Edge.Credentials.OVH != nil || cfg.Edge.Credentials.Hetzner != "") {
+		s.edge = newEdgeRunner(*cfg.Edge)
+	}
 	s.resolved = map[string]*bake.Agent{}
 	for _, arch := range Arches {
 		bin, ok := cfg.Agents.forArch(arch)
@@ -127,6 +136,8 @@ func (s *Server) routes() http.Handler {
 	op("GET /v1/orders/{id}/{file}", s.orderFile)
 	op("GET /v1/orders/{id}/edge", s.orderEdge)
 	op("GET /v1/orders/{id}/backup", s.orderEdge)
+	op("PUT /v1/orders/{id}/edge/target", s.putEdgeTarget)
+	op("POST /v1/orders/{id}/edge/apply", s.applyEdgeNow)
 	op("GET /metrics", s.serveMetrics)
 	open("GET /nocloud/{token}/{file}", s.nocloud)
 	open("GET /agent/{sha256}/{name}", s.agentBinary)

@@ -65,6 +65,8 @@ type NewOrder struct {
 	ReportKey       []byte // the key the machine signs its report with
 	Files           map[string][]byte
 	CreatedAt       time.Time
+	// EdgeTarget is the request's edge_target (JSON), nil when none.
+	EdgeTarget []byte
 }
 
 // Order is a stored order; Files is nil in listings.
@@ -78,6 +80,8 @@ type Order struct {
 	// Revoked is set by a cancel. An order cancelled while open is
 	// cancelled; one already final keeps its status, revoked all the same.
 	Revoked bool
+	// EdgeOutcome is the last edge apply's record (JSON), nil before one.
+	EdgeOutcome []byte
 }
 
 // ReportRecord is a report whose signature the service checked.
@@ -140,6 +144,15 @@ type Store interface {
 	// (counted from the first fetch, or from creation) to timed-out.
 	TimeOut(ctx context.Context, cutoff time.Time) (int, error)
 	CountByStatus(ctx context.Context) (map[string]int, error)
+	// SetEdgeTarget replaces the order's edge target (JSON); ErrRevoked
+	// for a cancelled order.
+	SetEdgeTarget(ctx context.Context, id string, target []byte) (Order, error)
+	// SetEdgeOutcome replaces the order's edge outcome (JSON).
+	SetEdgeOutcome(ctx context.Context, id string, outcome []byte) error
+	// EdgeOrders pages through the orders with an edge target that are not
+	// cancelled, oldest first (ID, Status, Profile, ProfileRevision,
+	// EdgeTarget and EdgeOutcome set).
+	EdgeOrders(ctx context.Context, cursor string, limit int) (Page, error)
 	// Role is this node's dqlite role: leader, voter, stand-by or spare.
 	Role(ctx context.Context) (string, error)
 }

@@ -25,6 +25,7 @@ func schema() []migration {
 	return []migration{
 		{1, "profiles, orders, meta", migrateCore},
 		{2, "report replay log, order indexes", migrateReports},
+		{3, "order edge target and outcome", migrateEdge},
 	}
 }
 
@@ -112,6 +113,20 @@ func migrateReports(ctx context.Context, tx *sql.Tx) error {
     PRIMARY KEY (order_id, nonce)
 )`,
 		`CREATE INDEX orders_status_seq ON orders (status, seq)`,
+	)
+}
+
+// migrateEdge adds what the provider edge needs on an order: where the
+// machine is at its provider (edge_target) and what applying its edge
+// firewall and backup policy did there (edge_outcome). Both are JSON the
+// service defines; the store keeps them as given.
+func migrateEdge(ctx context.Context, tx *sql.Tx) error {
+	return execAll(ctx, tx,
+		`ALTER TABLE orders ADD COLUMN edge_target TEXT`,
+		`ALTER TABLE orders ADD COLUMN edge_outcome TEXT`,
+		// EdgeOrders walks the orders a restarted service may have to
+		// apply again: only those with a target that are not revoked.
+		`CREATE INDEX orders_edge_seq ON orders (seq) WHERE edge_target IS NOT NULL AND revoked_at IS NULL`,
 	)
 }
 

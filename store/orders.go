@@ -16,7 +16,7 @@ import (
 
 const orderColumns = `id, client_order_id, request_sha256, request, status, profile_name, profile_revision,
 user_data, meta_data, network_config, seed_iso, token_sha256, report_key,
-created_at, fetched_at, reported_at, finished_at, revoked_at, report, host_keys`
+created_at, fetched_at, reported_at, finished_at, revoked_at, report, host_keys, edge_target, edge_outcome`
 
 type rowScanner interface{ Scan(...any) error }
 
@@ -26,10 +26,10 @@ func scanOrder(r rowScanner) (Order, error) {
 	var status string
 	var created int64
 	var fetched, reported, finished, revoked sql.NullInt64
-	var hostKeys sql.NullString
+	var hostKeys, edgeTarget, edgeOutcome sql.NullString
 	err := r.Scan(&o.ID, &o.ClientOrderID, &reqSum, &o.Request, &status, &o.ProfileName, &o.ProfileRevision,
 		&o.UserData, &o.MetaData, &o.NetworkConfig, &o.SeedISO, &tokSum, &o.ReportKey,
-		&created, &fetched, &reported, &finished, &revoked, &o.Report, &hostKeys)
+		&created, &fetched, &reported, &finished, &revoked, &o.Report, &hostKeys, &edgeTarget, &edgeOutcome)
 	if err != nil {
 		return Order{}, err
 	}
@@ -41,6 +41,12 @@ func scanOrder(r rowScanner) (Order, error) {
 	o.ReportedAt = nullNanos(reported)
 	o.FinishedAt = nullNanos(finished)
 	o.RevokedAt = nullNanos(revoked)
+	if edgeTarget.Valid {
+		o.EdgeTarget = []byte(edgeTarget.String)
+	}
+	if edgeOutcome.Valid {
+		o.EdgeOutcome = []byte(edgeOutcome.String)
+	}
 	if hostKeys.Valid && hostKeys.String != "" {
 		if err := json.Unmarshal([]byte(hostKeys.String), &o.HostKeys); err != nil {
 			return Order{}, fmt.Errorf("order %s: stored host keys: %w", o.ID, err)
@@ -95,6 +101,9 @@ func (s *Store) CreateOrder(ctx context.Context, n NewOrder) (CreateResult, erro
 	if n.TokenHash == ([32]byte{}) {
 		return CreateResult{}, fmt.Errorf("%w: empty token hash", ErrInvalid)
 	}
+	if n.EdgeTarget != nil && (len(n.EdgeTarget) > maxEdgeJSON || !json.Valid(n.EdgeTarget)) {
+		return CreateResult{}, fmt.Errorf("%w: edge target must be at most %d KiB of JSON", ErrInvalid, maxEdgeJSON>>10)
+	}
 	return s.enqueueCreate(ctx, n)
 }
 
@@ -111,7 +120,7 @@ func (s *Store) createInTx(ctx context.Context, tx *sql.Tx, n NewOrder) (CreateR
 		ID: n.ID, ClientOrderID: n.ClientOrderID, RequestSHA256: n.RequestSHA256, Request: nonNil(n.Request),
 		Status: StatusCreated, ProfileName: n.ProfileName, ProfileRevision: n.ProfileRevision,
 		UserData: nonNil(n.UserData), MetaData: nonNil(n.MetaData), NetworkConfig: n.NetworkConfig, SeedISO: n.SeedISO,
-		TokenHash: n.TokenHash, ReportKey: n.ReportKey, CreatedAt: s.now().UTC(),
+		TokenHash: n.TokenHash, ReportKey: n.ReportKey, CreatedAt: s.now().UTC(), EdgeTarget: n.EdgeTarget,
 	}
 	// ON CONFLICT names client_order_id only: a clash on id or
 	// token_sha256 (random values) stays a constraint error.
@@ -131,6 +140,13 @@ ON CONFLICT (client_order_id) DO NOTHING`,
 		return CreateResult{}, fmt.Errorf("insert order %s: %w", o.ID, err)
 	}
 	if rows == 1 {
+		// The edge target is a second statement, and only when given, so
+		// the common insert stays the one above.
+		if o.EdgeTarget != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE orders SET edge_target = ? WHERE id = ?`, string(o.EdgeTarget), o.ID); err != nil {
+				return CreateResult{}, fmt.Errorf("insert order %s: edge target: %w", o.ID, err)
+			}
+		}
 		return CreateResult{Order: o}, nil
 	}
 	existing, err := getOrderBy(ctx, tx, "client_order_id", n.ClientOrderID)
@@ -480,4 +496,116 @@ func (s *Store) CountByStatus(ctx context.Context) (map[Status]int64, error) {
 		return rows.Err()
 	})
 	return counts, err
+}
+
+// maxEdgeJSON bounds what the service may store as an order's edge target
+// or outcome (a handful of providers, a few dozen steps each).
+const maxEdgeJSON = 256 << 10
+
+// SetEdgeTarget records where the order's machine is at its provider
+// (JSON the service defines: its IP, server id …), replacing what was
+// there. A revoked order is ErrRevoked. It returns the order as stored
+// after. Setting the same target again writes the same value: the service
+// uses it to ask for the edge to be applied again.
+func (s *Store) SetEdgeTarget(ctx context.Context, id string, target []byte) (Order, error) {
+	if len(target) == 0 || len(target) > maxEdgeJSON || !json.Valid(target) {
+		return Order{}, fmt.Errorf("%w: edge target must be 1 byte to %d KiB of JSON", ErrInvalid, maxEdgeJSON>>10)
+	}
+	var o Order
+	err := s.tx(ctx, writeTx, func(tx *sql.Tx) error {
+		var err error
+		o, err = getOrderBy(ctx, tx, "id", id)
+		if err != nil {
+			return fmt.Errorf("order %q: %w", id, err)
+		}
+		if !o.RevokedAt.IsZero() {
+			return fmt.Errorf("edge target of order %s: %w", id, ErrRevoked)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET edge_target = ? WHERE id = ?`, string(target), id); err != nil {
+			return fmt.Errorf("edge target of order %s: %w", id, err)
+		}
+		o.EdgeTarget = append([]byte(nil), target...)
+		return nil
+	})
+	return o, err
+}
+
+// SetEdgeOutcome records what applying the order's edge did (JSON the
+// service defines), replacing the previous outcome. It is written for
+// cancelled orders too: an apply that was running when the order was
+// cancelled still changed things at the provider, and the record says so.
+func (s *Store) SetEdgeOutcome(ctx context.Context, id string, outcome []byte) error {
+	if len(outcome) == 0 || len(outcome) > maxEdgeJSON || !json.Valid(outcome) {
+		return fmt.Errorf("%w: edge outcome must be 1 byte to %d KiB of JSON", ErrInvalid, maxEdgeJSON>>10)
+	}
+	return s.tx(ctx, writeTx, func(tx *sql.Tx) error {
+		r, err := tx.ExecContext(ctx, `UPDATE orders SET edge_outcome = ? WHERE id = ?`, string(outcome), id)
+		if err != nil {
+			return fmt.Errorf("edge outcome of order %s: %w", id, err)
+		}
+		if n, err := r.RowsAffected(); err != nil {
+			return fmt.Errorf("edge outcome of order %s: %w", id, err)
+		} else if n == 0 {
+			return fmt.Errorf("order %q: %w", id, ErrNotFound)
+		}
+		return nil
+	})
+}
+
+// EdgeOrder is an order as EdgeOrders lists it: what the service needs to
+// decide whether its edge must be applied again.
+type EdgeOrder struct {
+	ID              string
+	Status          Status
+	ProfileName     string
+	ProfileRevision int64
+	EdgeTarget      []byte
+	EdgeOutcome     []byte // nil before the first apply ended
+}
+
+// EdgeOrders lists the orders that have an edge target and are not
+// revoked, oldest first, limit at a time (1 to MaxListLimit); cursor is the
+// next value of the previous page ("" to start, "" back on the last).
+func (s *Store) EdgeOrders(ctx context.Context, cursor string, limit int) (orders []EdgeOrder, next string, err error) {
+	if limit < 1 || limit > MaxListLimit {
+		return nil, "", fmt.Errorf("%w: limit %d", ErrInvalid, limit)
+	}
+	var after int64
+	if cursor != "" {
+		if after, err = strconv.ParseInt(cursor, 10, 64); err != nil || after < 1 {
+			return nil, "", fmt.Errorf("%w: cursor %q", ErrInvalid, cursor)
+		}
+	}
+	err = s.tx(ctx, readTx, func(tx *sql.Tx) error {
+		orders, next = orders[:0], ""
+		rows, err := tx.QueryContext(ctx, `SELECT seq, id, status, profile_name, profile_revision, edge_target, edge_outcome
+FROM orders WHERE edge_target IS NOT NULL AND revoked_at IS NULL AND seq > ? ORDER BY seq LIMIT ?`, after, limit+1)
+		if err != nil {
+			return fmt.Errorf("list edge orders: %w", err)
+		}
+		defer rows.Close()
+		var lastSeq int64
+		for rows.Next() {
+			if len(orders) == limit {
+				next = strconv.FormatInt(lastSeq, 10)
+				break
+			}
+			var o EdgeOrder
+			var status, target string
+			var outcome sql.NullString
+			if err := rows.Scan(&lastSeq, &o.ID, &status, &o.ProfileName, &o.ProfileRevision, &target, &outcome); err != nil {
+				return fmt.Errorf("list edge orders: %w", err)
+			}
+			o.Status, o.EdgeTarget = Status(status), []byte(target)
+			if outcome.Valid {
+				o.EdgeOutcome = []byte(outcome.String)
+			}
+			orders = append(orders, o)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return orders, next, nil
 }

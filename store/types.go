@@ -116,6 +116,9 @@ type NewOrder struct {
 	// ReportKey is the per-order secret the machine signs its report with
 	// (HMAC-SHA256). It is stored as given, since verifying needs it.
 	ReportKey []byte
+	// EdgeTarget is where the machine is at its provider (JSON the
+	// service defines), when the order names it at creation; may be nil.
+	EdgeTarget []byte
 }
 
 // Order is a stored order.
@@ -144,6 +147,9 @@ type Order struct {
 
 	Report   []byte    // the accepted report JSON, nil before
 	HostKeys []HostKey // from the accepted report
+
+	EdgeTarget  []byte // SetEdgeTarget's JSON, nil until given
+	EdgeOutcome []byte // SetEdgeOutcome's JSON, nil until an apply ended
 }
 
 // OrderSummary is an order without its large byte fields, as ListOrders

@@ -25,6 +25,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"hardbake.dev/hardbake/edge/apply"
 	"hardbake.dev/hardbake/render"
 	"hardbake.dev/hardbake/service"
 	"hardbake.dev/hardbake/store"
@@ -97,6 +98,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type serveFlags struct {
 	dataDir, listen, tokenFile, publicURL, agentDir, secretFile, dqliteAddr, logFormat string
 	deadline, sweep, shutdown                                                          time.Duration
+	edgeCreds                                                                          string
+	edgeTimeout                                                                        time.Duration
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -116,6 +119,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&f.sweep, "sweep-interval", 30*time.Second, "how often to look for orders past the report deadline")
 	fs.DurationVar(&f.shutdown, "shutdown-timeout", 15*time.Second, "how long SIGTERM waits for requests in flight and the dqlite handover")
+	fs.StringVar(&f.edgeCreds, "edge-credentials", "", "`FILE` with the providers' API credentials (mode 0600 or stricter): hardbaked then applies each order's edge firewall and backup policy itself")
+	fs.DurationVar(&f.edgeTimeout, "edge-apply-timeout", 15*time.Minute, "bound on applying one order's edge at every provider")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil
@@ -171,6 +176,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if f.edgeTimeout < time.Second {
+		return usagef("--edge-apply-timeout: %s is too short", f.edgeTimeout)
+	}
+	var edgeCfg *service.EdgeConfig
+	if f.edgeCreds != "" {
+		creds, err := readEdgeCredentials(f.edgeCreds)
+		if err != nil {
+			return err
+		}
+		edgeCfg = &service.EdgeConfig{Credentials: creds, ApplyTimeout: f.edgeTimeout}
+	}
 	if err := checkDataDir(f.dataDir); err != nil {
 		return err
 	}
@@ -213,7 +229,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 	srv, err := service.New(service.Config{
 		Store: service.DQLite{S: st}, Secrets: secrets, APIToken: token, PublicURL: f.publicURL,
-		ReportDeadline: f.deadline, Agents: agents, Logger: log,
+		ReportDeadline: f.deadline, Agents: agents, Logger: log, Edge: edgeCfg,
 	})
 	if err != nil {
 		return errors.Join(err, closeStore())
@@ -234,6 +250,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	swept := make(chan struct{})
 	go func() { defer close(swept); srv.RunSweeper(sweepCtx, f.sweep) }()
+	edgeCtx, stopEdge := context.WithCancel(context.Background())
+	edgeDone := make(chan struct{})
+	go func() { defer close(edgeDone); srv.RunEdgeWorkers(edgeCtx) }()
 	served := make(chan error, 1)
 	go func() {
 		if cf.httpCert != "" {
@@ -243,7 +262,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		served <- hs.Serve(ln)
 	}()
 	log.Info("hardbaked serving", "version", version, "listen", ln.Addr().String(), "public_url", f.publicURL,
-		"data_dir", f.dataDir, "agent_dir", agentDir, "report_deadline", f.deadline.String())
+		"data_dir", f.dataDir, "agent_dir", agentDir, "report_deadline", f.deadline.String(), "edge_apply", edgeProviders(edgeCfg))
 
 	var serveErr error
 	select {
@@ -258,6 +277,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	cancel()
 	stopSweep()
 	<-swept
+	stopEdge() // applies in flight are cut short and record that
+	<-edgeDone
 	closeErr := closeStore()
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
@@ -288,6 +309,49 @@ func readToken(path string) ([]byte, error) {
 		return nil, usagef("--api-token-file: %s must hold one token of at least 16 characters, no spaces (e.g. openssl rand -hex 32)", path)
 	}
 	return []byte(tok), nil
+}
+
+// readEdgeCredentials reads --edge-credentials: a file others can read is
+// refused like the token file; the document is edge/apply's strict one,
+// and a refusal names file:line:column and the key, never a value.
+func readEdgeCredentials(path string) (apply.Credentials, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return apply.Credentials{}, usagef("--edge-credentials: %v", err)
+	}
+	if !st.Mode().IsRegular() {
+		return apply.Credentials{}, usagef("--edge-credentials: %s is not a regular file", path)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return apply.Credentials{}, usagef("--edge-credentials: %s has mode %04o; others must not read it (chmod 600)", path, st.Mode().Perm())
+	}
+	if st.Size() > apply.MaxCredentialsBytes {
+		return apply.Credentials{}, usagef("--edge-credentials: %s is larger than %d bytes", path, apply.MaxCredentialsBytes)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return apply.Credentials{}, fmt.Errorf("read edge credentials: %w", err)
+	}
+	creds, err := apply.ParseCredentials(path, data)
+	if err != nil {
+		return apply.Credentials{}, usagef("--edge-credentials:\n%v", err)
+	}
+	return creds, nil
+}
+
+// edgeProviders names the providers hardbaked applies for, for the start
+// log line (never a credential).
+func edgeProviders(cfg *service.EdgeConfig) string {
+	if cfg == nil {
+		return "none (render only)"
+	}
+	var names []string
+	for _, p := range []string{"ovh", "hetzner"} {
+		if cfg.Credentials.Has(p) {
+			names = append(names, p)
+		}
+	}
+	return strings.Join(names, ",")
 }
 
 // checkDataDir creates DIR 0700 when missing and refuses one that others

@@ -19,6 +19,22 @@ import (
 type Credentials struct {
 	OVH     *ovh.Credentials
 	Hetzner hetzner.Token
+	// HetznerEndpoint replaces the Hetzner Cloud API root when set (a
+	// local test API); Options.Hetzner.Endpoint, when set, wins.
+	HetznerEndpoint string
+}
+
+// Secrets are the credential values, for a redactor (edge.NewRedactor)
+// over everything a front end shows.
+func (c Credentials) Secrets() []string {
+	var s []string
+	if c.OVH != nil {
+		s = append(s, c.OVH.ApplicationKey, c.OVH.ApplicationSecret, c.OVH.ConsumerKey)
+	}
+	if c.Hetzner != "" {
+		s = append(s, string(c.Hetzner))
+	}
+	return s
 }
 
 // Has reports whether there are credentials for provider.
@@ -65,7 +81,11 @@ func Edge(ctx context.Context, creds Credentials, opts Options, provider string,
 		if err != nil {
 			return nil, err
 		}
-		c, err := hetzner.New(creds.Hetzner, opts.Hetzner)
+		hopts := opts.Hetzner
+		if hopts.Endpoint == "" {
+			hopts.Endpoint = creds.HetznerEndpoint
+		}
+		c, err := hetzner.New(creds.Hetzner, hopts)
 		if err != nil {
 			return nil, err
 		}

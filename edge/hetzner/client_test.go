@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"hardbake.dev/hardbake/edge"
+	"hardbake.dev/hardbake/edge/edgetest"
 	"hardbake.dev/hardbake/edge/hetzner"
 )
 
@@ -41,9 +42,9 @@ func (l *leakCheck) check(t *testing.T, secrets ...string) {
 	}
 }
 
-func newClient(t *testing.T, f *fakeHetzner, lc *leakCheck, token string) *hetzner.Client {
+func newClient(t *testing.T, f *edgetest.Hetzner, lc *leakCheck, token string) *hetzner.Client {
 	t.Helper()
-	c, err := hetzner.New(hetzner.Token(token), hetzner.Options{Endpoint: f.endpoint(), PollInterval: time.Millisecond,
+	c, err := hetzner.New(hetzner.Token(token), hetzner.Options{Endpoint: f.Endpoint(), PollInterval: time.Millisecond,
 		Wait: 5 * time.Second, Logger: slog.New(slog.NewTextHandler(&lc.logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -64,32 +65,19 @@ func planRules(t *testing.T, sshPort int) []edge.HetznerRule {
 	return rules
 }
 
-func (f *fakeHetzner) only(t *testing.T, name string) *fakeFW {
+func checkHolds(t *testing.T, f *edgetest.Hetzner, name string, server int64, rules []edge.HetznerRule) {
 	t.Helper()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var found []*fakeFW
-	for _, fw := range f.firewalls {
-		if fw.Name == name {
-			found = append(found, fw)
-		}
+	fws := f.Firewalls(name)
+	if len(fws) != 1 {
+		t.Fatalf("%d firewalls named %s, want 1", len(fws), name)
 	}
-	if len(found) != 1 {
-		t.Fatalf("%d firewalls named %s, want 1", len(found), name)
-	}
-	return found[0]
-}
-
-func checkHolds(t *testing.T, f *fakeHetzner, name string, server int64, rules []edge.HetznerRule) {
-	t.Helper()
-	fw := f.only(t, name)
-	got, _ := json.Marshal(fw.Rules)
+	got, _ := json.Marshal(fws[0].Rules)
 	want, _ := json.Marshal(rules)
 	if string(got) != string(want) {
 		t.Errorf("firewall rules\n got %s\nwant %s", got, want)
 	}
-	if !fw.servers[server] || len(fw.servers) != 1 {
-		t.Errorf("applied to %v, want only server %d", fw.servers, server)
+	if len(fws[0].Servers) != 1 || fws[0].Servers[0] != server {
+		t.Errorf("applied to %v, want only server %d", fws[0].Servers, server)
 	}
 }
 
@@ -102,9 +90,9 @@ func results(o *edge.Outcome) string {
 }
 
 func TestApply(t *testing.T) {
-	f := newFakeHetzner(t)
+	f := edgetest.NewHetzner(t)
 	lc := &leakCheck{}
-	c := newClient(t, f, lc, testToken)
+	c := newClient(t, f, lc, edgetest.HetznerToken)
 	ctx := context.Background()
 	name := edge.FirewallName("i-1")
 	rules := planRules(t, 50022)
@@ -121,12 +109,12 @@ func TestApply(t *testing.T) {
 	checkHolds(t, f, name, 42, rules)
 
 	// Idempotent: nothing changes the second time.
-	before := f.mutations
+	before := f.Mutations()
 	out, err = c.Apply(ctx, name, 42, rules)
 	lc.add(err)
 	lc.add(out)
-	if err != nil || f.mutations != before {
-		t.Fatalf("re-apply: %v, %d changes", err, f.mutations-before)
+	if err != nil || f.Mutations() != before {
+		t.Fatalf("re-apply: %v, %d changes", err, f.Mutations()-before)
 	}
 	if got := results(out); got != "create firewall=unchanged, set rules=unchanged, apply to server=unchanged" {
 		t.Errorf("re-apply steps: %s", got)
@@ -142,23 +130,23 @@ func TestApply(t *testing.T) {
 		t.Fatalf("new port: %v %s", err, results(out))
 	}
 	checkHolds(t, f, name, 42, rules)
-	if f.creates != 1 {
-		t.Errorf("%d firewalls created, want 1", f.creates)
+	if f.Creates() != 1 {
+		t.Errorf("%d firewalls created, want 1", f.Creates())
 	}
-	lc.check(t, testToken)
+	lc.check(t, edgetest.HetznerToken)
 }
 
 // TestHalfWay: the apply action fails; the outcome says the firewall and
 // its rules exist but are not applied; a retry applies it without creating
 // a second firewall.
 func TestHalfWay(t *testing.T) {
-	f := newFakeHetzner(t)
+	f := edgetest.NewHetzner(t)
 	lc := &leakCheck{}
-	c := newClient(t, f, lc, testToken)
+	c := newClient(t, f, lc, edgetest.HetznerToken)
 	ctx := context.Background()
 	name := edge.FirewallName("i-half")
 	rules := planRules(t, 50022)
-	f.failApply = 1
+	f.FailApply(1)
 	out, err := c.Apply(ctx, name, 7, rules)
 	lc.add(err)
 	lc.add(out)
@@ -172,27 +160,27 @@ func TestHalfWay(t *testing.T) {
 		t.Fatalf("retry: %v %s", err, results(out))
 	}
 	checkHolds(t, f, name, 7, rules)
-	if f.creates != 1 {
-		t.Errorf("%d firewalls created, want 1", f.creates)
+	if f.Creates() != 1 {
+		t.Errorf("%d firewalls created, want 1", f.Creates())
 	}
-	lc.check(t, testToken)
+	lc.check(t, edgetest.HetznerToken)
 }
 
 func TestToken(t *testing.T) {
-	f := newFakeHetzner(t)
+	f := edgetest.NewHetzner(t)
 	lc := &leakCheck{}
-	wrong := "wrong-token-" + testToken
+	wrong := "wrong-token-" + edgetest.HetznerToken
 	c := newClient(t, f, lc, wrong)
 	out, err := c.Apply(context.Background(), "hardbake-x", 1, planRules(t, 50022))
 	lc.add(err)
 	lc.add(out)
-	if err == nil || f.authFails == 0 || !strings.Contains(err.Error(), "unable to authenticate") {
+	if err == nil || f.AuthFails() == 0 || !strings.Contains(err.Error(), "unable to authenticate") {
 		t.Fatalf("want an auth failure, got %v", err)
 	}
-	tok := hetzner.Token(testToken)
+	tok := hetzner.Token(edgetest.HetznerToken)
 	lc.seen = append(lc.seen, fmt.Sprintf("%v %+v %#v %s", tok, tok, tok, tok))
 	if _, err := hetzner.New("", hetzner.Options{}); err == nil {
 		t.Error("an empty token was accepted")
 	}
-	lc.check(t, testToken, wrong)
+	lc.check(t, edgetest.HetznerToken, wrong)
 }

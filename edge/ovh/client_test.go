@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"hardbake.dev/hardbake/edge"
+	"hardbake.dev/hardbake/edge/edgetest"
 	"hardbake.dev/hardbake/edge/ovh"
 )
 
@@ -38,16 +39,16 @@ func (l *leakCheck) add(v any) {
 func (l *leakCheck) check(t *testing.T) {
 	t.Helper()
 	all := strings.Join(append(l.seen, l.logs.String()), "\n")
-	for _, secret := range []string{testAppKey, testSecret, testConsumer} {
+	for _, secret := range []string{edgetest.OVHAppKey, edgetest.OVHSecret, edgetest.OVHConsumer} {
 		if strings.Contains(all, secret) {
 			t.Errorf("a credential (%.6s…) appears in a log line, error or outcome", secret)
 		}
 	}
 }
 
-func newClient(t *testing.T, f *fakeOVH, lc *leakCheck, secret string) *ovh.Client {
+func newClient(t *testing.T, f *edgetest.OVH, lc *leakCheck, secret string) *ovh.Client {
 	t.Helper()
-	c, err := ovh.New(ovh.Credentials{Endpoint: f.endpoint(), ApplicationKey: testAppKey, ApplicationSecret: secret, ConsumerKey: testConsumer},
+	c, err := ovh.New(ovh.Credentials{Endpoint: f.Endpoint(), ApplicationKey: edgetest.OVHAppKey, ApplicationSecret: secret, ConsumerKey: edgetest.OVHConsumer},
 		ovh.Options{PollInterval: time.Millisecond, Wait: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(&lc.logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -69,9 +70,9 @@ func planRules(t *testing.T) []edge.OVHRule {
 	return rules
 }
 
-func checkHolds(t *testing.T, f *fakeOVH, rules []edge.OVHRule) {
+func checkHolds(t *testing.T, f *edgetest.OVH, rules []edge.OVHRule) {
 	t.Helper()
-	got, enabled := f.state(ip.String())
+	got, enabled := f.Rules(ip.String())
 	if !enabled {
 		t.Error("firewall not enabled")
 	}
@@ -83,8 +84,8 @@ func checkHolds(t *testing.T, f *fakeOVH, rules []edge.OVHRule) {
 			t.Errorf("sequence %d holds %+v, want %+v", r.Sequence, g, r)
 		}
 	}
-	if len(f.badSig) > 0 {
-		t.Errorf("requests with bad signatures: %v", f.badSig)
+	if len(f.BadSignatures()) > 0 {
+		t.Errorf("requests with bad signatures: %v", f.BadSignatures())
 	}
 }
 
@@ -97,9 +98,9 @@ func results(o *edge.Outcome) map[string]int {
 }
 
 func TestApplyFreshThenIdempotent(t *testing.T) {
-	f := newFakeOVH(t)
+	f := edgetest.NewOVH(t)
 	lc := &leakCheck{}
-	c := newClient(t, f, lc, testSecret)
+	c := newClient(t, f, lc, edgetest.OVHSecret)
 	rules := planRules(t)
 	out, err := c.Apply(context.Background(), ip, rules)
 	lc.add(err)
@@ -111,19 +112,19 @@ func TestApplyFreshThenIdempotent(t *testing.T) {
 		t.Errorf("outcome %+v", out)
 	}
 	checkHolds(t, f, rules)
-	if f.timeCalls != 1 {
-		t.Errorf("/auth/time called %d times, want 1", f.timeCalls)
+	if f.TimeCalls() != 1 {
+		t.Errorf("/auth/time called %d times, want 1", f.TimeCalls())
 	}
 	// Second run: nothing changes at the provider.
-	before := f.mutations
+	before := f.Mutations()
 	out, err = c.Apply(context.Background(), ip, rules)
 	lc.add(err)
 	lc.add(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.mutations != before {
-		t.Errorf("re-apply made %d changes, want none", f.mutations-before)
+	if f.Mutations() != before {
+		t.Errorf("re-apply made %d changes, want none", f.Mutations()-before)
 	}
 	if r := results(out); r[edge.ResultDone] != 0 || r[edge.ResultUnchanged] != len(rules)+2 || !out.Complete {
 		t.Errorf("re-apply outcome %+v", out)
@@ -135,9 +136,9 @@ func TestApplyFreshThenIdempotent(t *testing.T) {
 // differs is replaced, and a firewall already full (20 rules) is emptied
 // before the new rules go in, within the 20-rule limit.
 func TestReconcile(t *testing.T) {
-	f := newFakeOVH(t)
+	f := edgetest.NewOVH(t)
 	lc := &leakCheck{}
-	c := newClient(t, f, lc, testSecret)
+	c := newClient(t, f, lc, edgetest.OVHSecret)
 	stale := make([]edge.OVHRule, 0, 20)
 	for seq := range 20 {
 		stale = append(stale, edge.OVHRule{Sequence: seq, Action: "permit", Protocol: "udp", DestinationPort: 7000 + seq})
@@ -158,12 +159,12 @@ func TestReconcile(t *testing.T) {
 	}
 	// One changed rule: only it is replaced.
 	rules[4].DestinationPort = 50023
-	before := f.mutations
+	before := f.Mutations()
 	if _, err := c.Apply(context.Background(), ip, rules); err != nil {
 		t.Fatal(err)
 	}
 	checkHolds(t, f, rules)
-	if n := f.mutations - before; n != 2 {
+	if n := f.Mutations() - before; n != 2 {
 		t.Errorf("changing one rule made %d changes, want 2 (delete, create)", n)
 	}
 	lc.check(t)
@@ -172,11 +173,11 @@ func TestReconcile(t *testing.T) {
 // TestHalfWay: the API fails while creating rule 4; the outcome says which
 // rules were applied; a retry completes it, creating every rule once.
 func TestHalfWay(t *testing.T) {
-	f := newFakeOVH(t)
+	f := edgetest.NewOVH(t)
 	lc := &leakCheck{}
-	c := newClient(t, f, lc, testSecret)
+	c := newClient(t, f, lc, edgetest.OVHSecret)
 	rules := planRules(t)
-	f.failPOST[4] = 1
+	f.FailRulePOST(4, 1)
 	out, err := c.Apply(context.Background(), ip, rules)
 	lc.add(err)
 	lc.add(out)
@@ -192,7 +193,7 @@ func TestHalfWay(t *testing.T) {
 	if len(created) != 5 || !strings.HasSuffix(created[4], "port 50022=failed") || !strings.HasPrefix(created[3], "rule 3 permit icmp=done") {
 		t.Errorf("outcome does not record what was applied: %q", created)
 	}
-	if _, enabled := f.state(ip.String()); enabled {
+	if _, enabled := f.Rules(ip.String()); enabled {
 		t.Error("firewall enabled with half its rules")
 	}
 	out, err = c.Apply(context.Background(), ip, rules)
@@ -203,7 +204,7 @@ func TestHalfWay(t *testing.T) {
 	}
 	checkHolds(t, f, rules)
 	for _, r := range rules {
-		if n := f.creates[r.Sequence]; n != 1 {
+		if n := f.RuleCreates(r.Sequence); n != 1 {
 			t.Errorf("rule %d created %d times", r.Sequence, n)
 		}
 	}
@@ -214,9 +215,9 @@ func TestHalfWay(t *testing.T) {
 }
 
 func TestLimitsAndTimeouts(t *testing.T) {
-	f := newFakeOVH(t)
+	f := edgetest.NewOVH(t)
 	lc := &leakCheck{}
-	c := newClient(t, f, lc, testSecret)
+	c := newClient(t, f, lc, edgetest.OVHSecret)
 	var many []edge.OVHRule
 	for seq := range 21 {
 		many = append(many, edge.OVHRule{Sequence: seq, Action: "permit", Protocol: "icmp"})
@@ -224,8 +225,8 @@ func TestLimitsAndTimeouts(t *testing.T) {
 	out, err := c.Apply(context.Background(), ip, many)
 	lc.add(err)
 	lc.add(out)
-	if err == nil || !strings.Contains(err.Error(), "at most 20") || f.mutations != 0 {
-		t.Errorf("21 rules: %v (changes: %d)", err, f.mutations)
+	if err == nil || !strings.Contains(err.Error(), "at most 20") || f.Mutations() != 0 {
+		t.Errorf("21 rules: %v (changes: %d)", err, f.Mutations())
 	}
 	_, err = c.Apply(context.Background(), ip, []edge.OVHRule{{Sequence: 20, Action: "deny", Protocol: "ipv4"}})
 	if err == nil || !strings.Contains(err.Error(), "outside 0–19") {
@@ -236,8 +237,8 @@ func TestLimitsAndTimeouts(t *testing.T) {
 		t.Errorf("IPv6: %v", err)
 	}
 	// A rule that never leaves creationPending: the wait is bounded.
-	f.stuck = true
-	c2, _ := ovh.New(ovh.Credentials{Endpoint: f.endpoint(), ApplicationKey: testAppKey, ApplicationSecret: testSecret, ConsumerKey: testConsumer},
+	f.SetStuck(true)
+	c2, _ := ovh.New(ovh.Credentials{Endpoint: f.Endpoint(), ApplicationKey: edgetest.OVHAppKey, ApplicationSecret: edgetest.OVHSecret, ConsumerKey: edgetest.OVHConsumer},
 		ovh.Options{PollInterval: time.Millisecond, Wait: 50 * time.Millisecond})
 	start := time.Now()
 	out, err = c2.Apply(context.Background(), ip, planRules(t))
@@ -252,22 +253,22 @@ func TestLimitsAndTimeouts(t *testing.T) {
 // TestSignature: a wrong application secret is refused by the API's
 // signature check, and the error names no credential.
 func TestSignature(t *testing.T) {
-	f := newFakeOVH(t)
+	f := edgetest.NewOVH(t)
 	lc := &leakCheck{}
-	wrong := "AS-wrong-secret-" + testSecret
+	wrong := "AS-wrong-secret-" + edgetest.OVHSecret
 	c := newClient(t, f, lc, wrong)
 	out, err := c.Apply(context.Background(), ip, planRules(t))
 	lc.add(err)
 	lc.add(out)
-	if err == nil || !strings.Contains(err.Error(), "Invalid signature") || len(f.badSig) == 0 {
-		t.Fatalf("want a signature failure, got %v (server saw %v)", err, f.badSig)
+	if err == nil || !strings.Contains(err.Error(), "Invalid signature") || len(f.BadSignatures()) == 0 {
+		t.Fatalf("want a signature failure, got %v (server saw %v)", err, f.BadSignatures())
 	}
 	if strings.Contains(err.Error(), wrong) {
 		t.Error("error shows the secret")
 	}
-	creds := ovh.Credentials{Endpoint: "ovh-eu", ApplicationKey: testAppKey, ApplicationSecret: testSecret, ConsumerKey: testConsumer}
+	creds := ovh.Credentials{Endpoint: "ovh-eu", ApplicationKey: edgetest.OVHAppKey, ApplicationSecret: edgetest.OVHSecret, ConsumerKey: edgetest.OVHConsumer}
 	lc.seen = append(lc.seen, fmt.Sprint(creds), fmt.Sprintf("%v %+v %#v %s", creds, creds, creds, creds))
-	_, err = ovh.New(ovh.Credentials{Endpoint: "ovh-eu", ApplicationKey: testAppKey, ApplicationSecret: testSecret}, ovh.Options{})
+	_, err = ovh.New(ovh.Credentials{Endpoint: "ovh-eu", ApplicationKey: edgetest.OVHAppKey, ApplicationSecret: edgetest.OVHSecret}, ovh.Options{})
 	lc.add(err)
 	if err == nil || !strings.Contains(err.Error(), "no consumer key") {
 		t.Errorf("incomplete credentials: %v", err)
@@ -278,11 +279,10 @@ func TestSignature(t *testing.T) {
 // TestRedactEcho: an API that echoes a credential in its error message
 // does not get it into hardbake's error or outcome.
 func TestRedactEcho(t *testing.T) {
-	f := newFakeOVH(t)
-	f.secret = "something else" // every signature fails
-	f.srv.Config.Handler = echoHandler(f)
+	f := edgetest.NewOVH(t)
+	f.EchoCredentials()
 	lc := &leakCheck{}
-	c := newClient(t, f, lc, testSecret)
+	c := newClient(t, f, lc, edgetest.OVHSecret)
 	out, err := c.Apply(context.Background(), ip, planRules(t))
 	lc.add(err)
 	lc.add(out)
@@ -293,13 +293,12 @@ func TestRedactEcho(t *testing.T) {
 }
 
 func TestBackup(t *testing.T) {
-	f := newFakeOVH(t)
+	f := edgetest.NewOVH(t)
 	lc := &leakCheck{}
-	c := newClient(t, f, lc, testSecret)
+	c := newClient(t, f, lc, edgetest.OVHSecret)
 	ctx := context.Background()
 	const svc = "vps-0a1b2c3d.vps.ovh.net"
-	v := &fakeVPS{tasks: map[int64]*fakeTask{}}
-	f.vps[svc] = v
+	v := f.AddVPS(svc)
 	pol := &edge.BackupPolicy{Provider: edge.BackupOVHVPS, Time: "02:30"}
 
 	// No automated backup option: a clear failure, nothing ordered.
@@ -309,7 +308,7 @@ func TestBackup(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no automated backup option") || out.Complete {
 		t.Errorf("unsubscribed: %v %+v", err, out)
 	}
-	v.automated = &struct{ schedule, state string }{"22:00:00", "enabled"}
+	v.SubscribeBackup("22:00:00")
 	for i, want := range []string{edge.ResultDone, edge.ResultUnchanged} {
 		out, err = c.Backup(ctx, svc, pol)
 		lc.add(err)
@@ -318,37 +317,34 @@ func TestBackup(t *testing.T) {
 			t.Errorf("run %d: %v %+v", i, err, out)
 		}
 	}
-	if v.automated.schedule != "02:30:00" || v.reschedules != 1 {
-		t.Errorf("schedule %s after %d reschedules", v.automated.schedule, v.reschedules)
+	if sched, n := v.Schedule(); sched != "02:30:00" || n != 1 {
+		t.Errorf("schedule %s after %d reschedules", sched, n)
 	}
 
 	// Snapshot: an older one is replaced; a second call keeps ours.
-	old := "manual snapshot"
-	v.snapshot = &old
+	v.SetSnapshot("manual snapshot")
 	out, err = c.Snapshot(ctx, svc, "i-1")
 	lc.add(err)
 	lc.add(out)
-	if err != nil || !out.Complete || len(out.Steps) != 2 || v.snapshot == nil || *v.snapshot != edge.SnapshotDescription("i-1") {
+	if desc, ok, _ := v.Snapshot(); err != nil || !out.Complete || len(out.Steps) != 2 || !ok || desc != edge.SnapshotDescription("i-1") {
 		t.Fatalf("snapshot: %v %+v", err, out)
 	}
 	out, err = c.Snapshot(ctx, svc, "i-1")
-	if err != nil || out.Steps[0].Result != edge.ResultUnchanged || v.snapshotTasks != 1 {
-		t.Errorf("second snapshot: %v %+v (%d tasks)", err, out, v.snapshotTasks)
+	if _, _, tasks := v.Snapshot(); err != nil || out.Steps[0].Result != edge.ResultUnchanged || tasks != 1 {
+		t.Errorf("second snapshot: %v %+v (%d tasks)", err, out, tasks)
 	}
 
 	// A snapshot task of an interrupted attempt is waited for, not doubled.
-	v.snapshot = nil
-	d := edge.SnapshotDescription("i-2")
-	v.nextTask++
-	v.tasks[v.nextTask] = &fakeTask{typ: "createSnapshot", reads: 3, after: func() { v.snapshot = &d }}
+	v.SetSnapshot("")
+	v.StartSnapshotTask(edge.SnapshotDescription("i-2"), 3)
 	out, err = c.Snapshot(ctx, svc, "i-2")
 	lc.add(err)
 	lc.add(out)
-	if err != nil || !out.Complete || v.snapshotTasks != 1 {
-		t.Errorf("interrupted snapshot: %v %+v (%d tasks)", err, out, v.snapshotTasks)
+	if _, _, tasks := v.Snapshot(); err != nil || !out.Complete || tasks != 1 {
+		t.Errorf("interrupted snapshot: %v %+v (%d tasks)", err, out, tasks)
 	}
-	if len(f.badSig) > 0 {
-		t.Errorf("bad signatures: %v", f.badSig)
+	if len(f.BadSignatures()) > 0 {
+		t.Errorf("bad signatures: %v", f.BadSignatures())
 	}
 	lc.check(t)
 }

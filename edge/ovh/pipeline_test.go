@@ -8,6 +8,7 @@ import (
 
 	"hardbake.dev/hardbake/config"
 	"hardbake.dev/hardbake/edge"
+	"hardbake.dev/hardbake/edge/edgetest"
 	"hardbake.dev/hardbake/edge/fromconfig"
 	"hardbake.dev/hardbake/render"
 )
@@ -47,14 +48,14 @@ func TestPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFakeOVH(t)
+	f := edgetest.NewOVH(t)
 	lc := &leakCheck{}
-	out, err := newClient(t, f, lc, testSecret).Apply(context.Background(), ip, rules)
+	out, err := newClient(t, f, lc, edgetest.OVHSecret).Apply(context.Background(), ip, rules)
 	if err != nil || !out.Complete {
 		t.Fatalf("%v %+v", err, out)
 	}
 	checkHolds(t, f, rules)
-	held, _ := f.state(ip.String())
+	held, _ := f.Rules(ip.String())
 	found := false
 	for _, r := range held {
 		found = found || (r.Protocol == "tcp" && r.DestinationPort == res.Plan.SSH.Port && r.Source == "")

@@ -1,4 +1,4 @@
-package hetzner_test
+package edgetest
 
 import (
 	"encoding/json"
@@ -16,18 +16,21 @@ import (
 	"hardbake.dev/hardbake/edge"
 )
 
-// fakeHetzner implements the Hetzner Cloud API endpoints hardbake uses, on
-// 127.0.0.1: bearer-token auth; firewalls listed by name, created (names
-// unique), their rules replaced by the set_rules action and applied to
-// servers by apply_to_resources, each action running for a few reads before
-// it succeeds (or fails, when told to), its effect visible only then.
-type fakeHetzner struct {
+// HetznerToken is the API token the fake Hetzner API accepts.
+const HetznerToken = "hcloud-test-token-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP"
+
+// Hetzner implements the Hetzner Cloud API endpoints hardbake uses:
+// bearer-token auth; firewalls listed by name, created (names unique),
+// their rules replaced by the set_rules action and applied to servers by
+// apply_to_resources, each action running for a few reads before it
+// succeeds (or fails, when told to), its effect visible only then.
+type Hetzner struct {
 	srv   *httptest.Server
 	token string
 
 	mu        sync.Mutex
-	firewalls map[int64]*fakeFW
-	actions   map[int64]*fakeAction
+	firewalls map[int64]*hzFW
+	actions   map[int64]*hzAction
 	nextID    int64
 	creates   int
 	mutations int
@@ -35,7 +38,7 @@ type fakeHetzner struct {
 	authFails int
 }
 
-type fakeFW struct {
+type hzFW struct {
 	ID        int64              `json:"id"`
 	Name      string             `json:"name"`
 	Labels    map[string]string  `json:"labels"`
@@ -45,7 +48,7 @@ type fakeFW struct {
 	servers   map[int64]bool
 }
 
-type fakeAction struct {
+type hzAction struct {
 	ID       int64             `json:"id"`
 	Command  string            `json:"command"`
 	Status   string            `json:"status"`
@@ -59,18 +62,78 @@ type fakeAction struct {
 	effect   func()
 }
 
-const testToken = "hcloud-test-token-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP"
-
-func newFakeHetzner(t *testing.T) *fakeHetzner {
-	f := &fakeHetzner{token: testToken, firewalls: map[int64]*fakeFW{}, actions: map[int64]*fakeAction{}}
+// NewHetzner starts the fake on 127.0.0.1; it stops when the test ends.
+func NewHetzner(t testing.TB) *Hetzner {
+	f := &Hetzner{token: HetznerToken, firewalls: map[int64]*hzFW{}, actions: map[int64]*hzAction{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
 }
 
-func (f *fakeHetzner) endpoint() string { return f.srv.URL + "/v1" }
+// Endpoint is the API root to give hcloud-go.
+func (f *Hetzner) Endpoint() string { return f.srv.URL + "/v1" }
 
-func (f *fakeHetzner) serve(w http.ResponseWriter, r *http.Request) {
+// FailApply makes the next n apply_to_resources actions end in error.
+func (f *Hetzner) FailApply(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failApply = n
+}
+
+// Creates counts the firewalls created.
+func (f *Hetzner) Creates() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.creates
+}
+
+// Mutations counts the calls that changed state.
+func (f *Hetzner) Mutations() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mutations
+}
+
+// AuthFails counts the calls refused for a wrong token.
+func (f *Hetzner) AuthFails() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.authFails
+}
+
+// HetznerFirewall is a firewall as the fake holds it.
+type HetznerFirewall struct {
+	Rules   []edge.HetznerRule
+	Servers []int64 // the servers it is applied to, sorted
+}
+
+// Firewalls returns every firewall called name (a correct client leaves
+// at most one).
+func (f *Hetzner) Firewalls(name string) []HetznerFirewall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []HetznerFirewall
+	ids := make([]int64, 0, len(f.firewalls))
+	for id := range f.firewalls {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		fw := f.firewalls[id]
+		if fw.Name != name {
+			continue
+		}
+		h := HetznerFirewall{Rules: append([]edge.HetznerRule(nil), fw.Rules...)}
+		for s := range fw.servers {
+			h.Servers = append(h.Servers, s)
+		}
+		sort.Slice(h.Servers, func(i, j int) bool { return h.Servers[i] < h.Servers[j] })
+		out = append(out, h)
+	}
+	return out
+}
+
+func (f *Hetzner) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -94,7 +157,7 @@ func (f *fakeHetzner) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case path == "/firewalls" && r.Method == http.MethodGet:
-		list := []*fakeFW{}
+		list := []*hzFW{}
 		for _, fw := range f.firewalls {
 			if name := r.URL.Query().Get("name"); name == "" || fw.Name == name {
 				list = append(list, fw)
@@ -113,7 +176,7 @@ func (f *fakeHetzner) serve(w http.ResponseWriter, r *http.Request) {
 			fail(400, "invalid_input", "bad request")
 			return
 		}
-		if msg := validRules(req.Rules); msg != "" {
+		if msg := validHetznerRules(req.Rules); msg != "" {
 			fail(400, "invalid_input", msg)
 			return
 		}
@@ -124,11 +187,11 @@ func (f *fakeHetzner) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		f.nextID++
-		fw := &fakeFW{ID: f.nextID, Name: req.Name, Labels: req.Labels, Created: "2026-01-01T00:00:00Z", Rules: req.Rules, AppliedTo: []map[string]any{}, servers: map[int64]bool{}}
+		fw := &hzFW{ID: f.nextID, Name: req.Name, Labels: req.Labels, Created: "2026-01-01T00:00:00Z", Rules: req.Rules, AppliedTo: []map[string]any{}, servers: map[int64]bool{}}
 		f.firewalls[fw.ID] = fw
 		f.creates++
 		f.mutations++
-		reply(201, map[string]any{"firewall": fw, "actions": []*fakeAction{f.action("set_firewall_rules", fw.ID, false, func() {})}})
+		reply(201, map[string]any{"firewall": fw, "actions": []*hzAction{f.action("set_firewall_rules", fw.ID, false, func() {})}})
 	case len(parts) == 4 && parts[0] == "firewalls" && parts[2] == "actions" && r.Method == http.MethodPost:
 		id, _ := strconv.ParseInt(parts[1], 10, 64)
 		fw, ok := f.firewalls[id]
@@ -145,12 +208,12 @@ func (f *fakeHetzner) serve(w http.ResponseWriter, r *http.Request) {
 				fail(400, "invalid_input", err.Error())
 				return
 			}
-			if msg := validRules(req.Rules); msg != "" {
+			if msg := validHetznerRules(req.Rules); msg != "" {
 				fail(400, "invalid_input", msg)
 				return
 			}
 			f.mutations++
-			reply(201, map[string]any{"actions": []*fakeAction{f.action("set_firewall_rules", id, false, func() { fw.Rules = req.Rules })}})
+			reply(201, map[string]any{"actions": []*hzAction{f.action("set_firewall_rules", id, false, func() { fw.Rules = req.Rules })}})
 		case "apply_to_resources":
 			var req struct {
 				ApplyTo []struct {
@@ -174,7 +237,7 @@ func (f *fakeHetzner) serve(w http.ResponseWriter, r *http.Request) {
 				f.failApply--
 			}
 			f.mutations++
-			reply(201, map[string]any{"actions": []*fakeAction{f.action("apply_firewall", id, failIt, func() {
+			reply(201, map[string]any{"actions": []*hzAction{f.action("apply_firewall", id, failIt, func() {
 				fw.servers[sid] = true
 				fw.AppliedTo = append(fw.AppliedTo, map[string]any{"type": "server", "server": map[string]any{"id": sid}})
 			})}})
@@ -182,7 +245,7 @@ func (f *fakeHetzner) serve(w http.ResponseWriter, r *http.Request) {
 			fail(404, "not_found", "no such action")
 		}
 	case path == "/actions" && r.Method == http.MethodGet:
-		list := []*fakeAction{}
+		list := []*hzAction{}
 		for _, s := range r.URL.Query()["id"] {
 			id, _ := strconv.ParseInt(s, 10, 64)
 			if a, ok := f.actions[id]; ok {
@@ -196,16 +259,16 @@ func (f *fakeHetzner) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (f *fakeHetzner) action(cmd string, fwID int64, fail bool, effect func()) *fakeAction {
+func (f *Hetzner) action(cmd string, fwID int64, fail bool, effect func()) *hzAction {
 	f.nextID++
-	a := &fakeAction{ID: f.nextID, Command: cmd, Status: "running", Started: "2026-01-01T00:00:00Z",
+	a := &hzAction{ID: f.nextID, Command: cmd, Status: "running", Started: "2026-01-01T00:00:00Z",
 		Res: []map[string]any{{"id": fwID, "type": "firewall"}}, reads: 2, fail: fail, effect: effect}
 	f.actions[a.ID] = a
 	return a
 }
 
 // advance moves a running action one read closer to its end.
-func (f *fakeHetzner) advance(a *fakeAction) {
+func (f *Hetzner) advance(a *hzAction) {
 	if a.Status != "running" {
 		return
 	}
@@ -224,8 +287,8 @@ func (f *fakeHetzner) advance(a *fakeAction) {
 	a.effect()
 }
 
-// validRules applies the API's documented constraints on rules.
-func validRules(rules []edge.HetznerRule) string {
+// validHetznerRules applies the API's documented constraints on rules.
+func validHetznerRules(rules []edge.HetznerRule) string {
 	for i, r := range rules {
 		switch {
 		case r.Direction != "in" && r.Direction != "out":

@@ -1,4 +1,4 @@
-package ovh_test
+package edgetest
 
 import (
 	"crypto/sha1"
@@ -18,20 +18,27 @@ import (
 	"hardbake.dev/hardbake/edge"
 )
 
-// fakeOVH implements the documented behaviour of the OVHcloud API endpoints
-// hardbake uses, on 127.0.0.1: /auth/time; request signatures
+// The credentials the fake OVH API accepts; tests grep for them in
+// everything hardbake shows.
+const (
+	OVHAppKey   = "AK-hb-test-application-key"
+	OVHSecret   = "AS-hb-test-application-secret-0123456789"
+	OVHConsumer = "CK-hb-test-consumer-key-abcdefghij"
+)
+
+// OVH implements the documented behaviour of the OVHcloud API endpoints
+// hardbake uses: /auth/time; request signatures
 // ("$1$" + sha1(secret+consumerKey+method+url+body+timestamp), joined by
 // '+'); the Network Firewall of an IP (created, then enabled, each passing
 // through a pending state), its rules (sequence 0–19, at most 20, created
 // creationPending then ok, deleted removalPending then gone); VPS automated
 // backup, snapshot and tasks.
-type fakeOVH struct {
-	t                        *testing.T
+type OVH struct {
 	srv                      *httptest.Server
 	appKey, secret, consumer string
 
 	mu        sync.Mutex
-	firewalls map[string]*fakeFW // by ipOnFirewall
+	firewalls map[string]*ovhFW // by ipOnFirewall
 	timeCalls int
 	badSig    []string    // requests whose signature did not verify
 	creates   map[int]int // successful POSTs per rule sequence
@@ -39,59 +46,186 @@ type fakeOVH struct {
 	failPOST  map[int]int // rule sequence -> POSTs still to fail with 500
 	stuck     bool        // rules never leave creationPending
 	pending   int         // reads a pending object stays pending
-
-	vps map[string]*fakeVPS
+	echo      bool        // answer every call with the caller's credential headers
+	vps       map[string]*VPS
 }
 
-type fakeFW struct {
+type ovhFW struct {
 	enabled      bool
 	pendingReads int
-	rules        map[int]*fakeRule
+	rules        map[int]*ovhRule
 }
 
-type fakeRule struct {
+type ovhRule struct {
 	body         edge.OVHRule
 	state        string
 	pendingReads int
 }
 
-type fakeVPS struct {
+// VPS is one OVHcloud VPS of the fake: its automated backup option, its
+// one snapshot slot and its tasks. Use its methods; they lock the fake.
+type VPS struct {
+	f             *OVH
 	automated     *struct{ schedule, state string }
 	snapshot      *string
-	tasks         map[int64]*fakeTask
+	tasks         map[int64]*ovhTask
 	nextTask      int64
 	snapshotTasks int
 	reschedules   int
 }
 
-type fakeTask struct {
+type ovhTask struct {
 	typ   string
 	reads int // reads before done
 	after func()
 }
 
-const (
-	testAppKey   = "AK-hb-test-application-key"
-	testSecret   = "AS-hb-test-application-secret-0123456789"
-	testConsumer = "CK-hb-test-consumer-key-abcdefghij"
-)
-
-func newFakeOVH(t *testing.T) *fakeOVH {
-	f := &fakeOVH{t: t, appKey: testAppKey, secret: testSecret, consumer: testConsumer,
-		firewalls: map[string]*fakeFW{}, creates: map[int]int{}, failPOST: map[int]int{}, pending: 2, vps: map[string]*fakeVPS{}}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve)) // listens on 127.0.0.1
+// NewOVH starts the fake on 127.0.0.1; it stops when the test ends.
+func NewOVH(t testing.TB) *OVH {
+	f := &OVH{appKey: OVHAppKey, secret: OVHSecret, consumer: OVHConsumer,
+		firewalls: map[string]*ovhFW{}, creates: map[int]int{}, failPOST: map[int]int{}, pending: 2, vps: map[string]*VPS{}}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
 }
 
-func (f *fakeOVH) endpoint() string { return f.srv.URL + "/1.0" }
+// Endpoint is the API root to give go-ovh.
+func (f *OVH) Endpoint() string { return f.srv.URL + "/1.0" }
+
+// FailRulePOST makes the next n creations of the rule with sequence seq
+// fail with a 500, before anything is stored.
+func (f *OVH) FailRulePOST(seq, n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failPOST[seq] = n
+}
+
+// SetStuck keeps new rules in creationPending for ever.
+func (f *OVH) SetStuck(stuck bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stuck = stuck
+}
+
+// EchoCredentials makes every call fail, with a message that repeats the
+// request's credential headers, as a misbehaving proxy might; signatures
+// are no longer checked.
+func (f *OVH) EchoCredentials() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.echo = true
+}
+
+// RuleCreates is how many times a rule with sequence seq was created.
+func (f *OVH) RuleCreates(seq int) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.creates[seq]
+}
+
+// Mutations counts the calls that changed state.
+func (f *OVH) Mutations() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mutations
+}
+
+// TimeCalls counts GET /auth/time.
+func (f *OVH) TimeCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.timeCalls
+}
+
+// BadSignatures lists the requests whose signature did not verify.
+func (f *OVH) BadSignatures() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.badSig...)
+}
+
+// Rules returns the rules held for ip by sequence, and whether its
+// firewall is enabled; nil when ip has no firewall.
+func (f *OVH) Rules(ip string) (map[int]edge.OVHRule, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fw, ok := f.firewalls[ip]
+	if !ok {
+		return nil, false
+	}
+	out := map[int]edge.OVHRule{}
+	for s, r := range fw.rules {
+		out[s] = r.body
+	}
+	return out, fw.enabled
+}
+
+// AddVPS creates a VPS with no backup option and no snapshot.
+func (f *OVH) AddVPS(name string) *VPS {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v := &VPS{f: f, tasks: map[int64]*ovhTask{}}
+	f.vps[name] = v
+	return v
+}
+
+// SubscribeBackup gives the VPS the automated backup option, scheduled
+// daily at schedule (HH:MM:SS).
+func (v *VPS) SubscribeBackup(schedule string) {
+	v.f.mu.Lock()
+	defer v.f.mu.Unlock()
+	v.automated = &struct{ schedule, state string }{schedule, "enabled"}
+}
+
+// Schedule is the automated backup's time ("" without the option) and how
+// many times it was rescheduled.
+func (v *VPS) Schedule() (string, int) {
+	v.f.mu.Lock()
+	defer v.f.mu.Unlock()
+	if v.automated == nil {
+		return "", v.reschedules
+	}
+	return v.automated.schedule, v.reschedules
+}
+
+// Snapshot is the description of the VPS's snapshot, if it has one, and
+// how many snapshot tasks were started.
+func (v *VPS) Snapshot() (desc string, ok bool, tasks int) {
+	v.f.mu.Lock()
+	defer v.f.mu.Unlock()
+	if v.snapshot == nil {
+		return "", false, v.snapshotTasks
+	}
+	return *v.snapshot, true, v.snapshotTasks
+}
+
+// SetSnapshot puts a snapshot (say, a manual one) in the slot; "" empties it.
+func (v *VPS) SetSnapshot(desc string) {
+	v.f.mu.Lock()
+	defer v.f.mu.Unlock()
+	if desc == "" {
+		v.snapshot = nil
+		return
+	}
+	v.snapshot = &desc
+}
+
+// StartSnapshotTask leaves a createSnapshot task running, as an earlier
+// attempt interrupted half way would: after reads reads it is done and the
+// snapshot has desc.
+func (v *VPS) StartSnapshotTask(desc string, reads int) {
+	v.f.mu.Lock()
+	defer v.f.mu.Unlock()
+	v.nextTask++
+	v.tasks[v.nextTask] = &ovhTask{typ: "createSnapshot", reads: reads, after: func() { v.snapshot = &desc }}
+}
 
 type apiErr struct {
 	code int
 	msg  string
 }
 
-func (f *fakeOVH) serve(w http.ResponseWriter, r *http.Request) {
+func (f *OVH) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -110,6 +244,10 @@ func (f *fakeOVH) serve(w http.ResponseWriter, r *http.Request) {
 		reply(200, time.Now().Unix())
 		return
 	}
+	if f.echo {
+		reply(400, map[string]string{"message": "bad request from " + r.Header.Get("X-Ovh-Application") + " / " + r.Header.Get("X-Ovh-Consumer")})
+		return
+	}
 	if err := f.checkSignature(r, body); err != "" {
 		f.badSig = append(f.badSig, r.Method+" "+path+": "+err)
 		reply(403, map[string]string{"class": "Client::Forbidden", "message": "Invalid signature"})
@@ -120,16 +258,12 @@ func (f *fakeOVH) serve(w http.ResponseWriter, r *http.Request) {
 		reply(e.code, map[string]string{"message": e.msg})
 		return
 	}
-	if res == nil {
-		reply(200, nil)
-		return
-	}
 	reply(200, res)
 }
 
 // checkSignature verifies the headers go-ovh must send on every
 // authenticated call.
-func (f *fakeOVH) checkSignature(r *http.Request, body []byte) string {
+func (f *OVH) checkSignature(r *http.Request, body []byte) string {
 	if got := r.Header.Get("X-Ovh-Application"); got != f.appKey {
 		return "wrong or missing X-Ovh-Application"
 	}
@@ -149,7 +283,7 @@ func (f *fakeOVH) checkSignature(r *http.Request, body []byte) string {
 	return ""
 }
 
-func (f *fakeOVH) route(method, path string, q url.Values, body []byte) (any, *apiErr) {
+func (f *OVH) route(method, path string, q url.Values, body []byte) (any, *apiErr) {
 	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	for i := range parts {
 		parts[i], _ = url.PathUnescape(parts[i])
@@ -163,7 +297,7 @@ func (f *fakeOVH) route(method, path string, q url.Values, body []byte) (any, *a
 	return nil, &apiErr{404, "no route " + path}
 }
 
-func (f *fakeOVH) routeFirewall(method, block string, rest []string, body []byte) (any, *apiErr) {
+func (f *OVH) routeFirewall(method, block string, rest []string, body []byte) (any, *apiErr) {
 	ip, _, _ := strings.Cut(block, "/")
 	switch {
 	case len(rest) == 0 && method == http.MethodGet:
@@ -182,7 +316,7 @@ func (f *fakeOVH) routeFirewall(method, block string, rest []string, body []byte
 		if _, ok := f.firewalls[ip]; ok {
 			return nil, &apiErr{409, "firewall already exists"}
 		}
-		f.firewalls[ip] = &fakeFW{pendingReads: f.pending, rules: map[int]*fakeRule{}}
+		f.firewalls[ip] = &ovhFW{pendingReads: f.pending, rules: map[int]*ovhRule{}}
 		f.mutations++
 		return nil, nil
 	}
@@ -221,7 +355,7 @@ func (f *fakeOVH) routeFirewall(method, block string, rest []string, body []byte
 		if err := strictJSON(body, &r); err != nil {
 			return nil, &apiErr{400, err.Error()}
 		}
-		if msg := validRule(r); msg != "" {
+		if msg := validOVHRule(r); msg != "" {
 			return nil, &apiErr{400, msg}
 		}
 		if f.failPOST[r.Sequence] > 0 {
@@ -234,7 +368,7 @@ func (f *fakeOVH) routeFirewall(method, block string, rest []string, body []byte
 		if len(fw.rules) >= 20 {
 			return nil, &apiErr{403, "the firewall already holds 20 rules"}
 		}
-		fw.rules[r.Sequence] = &fakeRule{body: r, state: "creationPending", pendingReads: f.pending}
+		fw.rules[r.Sequence] = &ovhRule{body: r, state: "creationPending", pendingReads: f.pending}
 		f.creates[r.Sequence]++
 		f.mutations++
 		return readForm(fw.rules[r.Sequence]), nil
@@ -269,8 +403,8 @@ func (f *fakeOVH) routeFirewall(method, block string, rest []string, body []byte
 	return nil, &apiErr{404, "no route"}
 }
 
-// validRule applies the API's documented constraints on a new rule.
-func validRule(r edge.OVHRule) string {
+// validOVHRule applies the API's documented constraints on a new rule.
+func validOVHRule(r edge.OVHRule) string {
 	switch {
 	case r.Sequence < 0 || r.Sequence > 19:
 		return "sequence must be 0–19"
@@ -290,7 +424,7 @@ func validRule(r edge.OVHRule) string {
 
 // readForm is a rule as GET returns it: ports as "eq N", tcpOption a
 // string, source "any" when absent.
-func readForm(r *fakeRule) map[string]any {
+func readForm(r *ovhRule) map[string]any {
 	b := r.body
 	port := func(p int) any {
 		if p == 0 {
@@ -314,14 +448,14 @@ func readForm(r *fakeRule) map[string]any {
 	}
 }
 
-func (f *fakeOVH) routeVPS(method, name string, rest []string, q url.Values, body []byte) (any, *apiErr) {
+func (f *OVH) routeVPS(method, name string, rest []string, q url.Values, body []byte) (any, *apiErr) {
 	v, ok := f.vps[name]
 	if !ok {
 		return nil, &apiErr{404, "no VPS " + name}
 	}
 	newTask := func(typ string, after func()) map[string]any {
 		v.nextTask++
-		v.tasks[v.nextTask] = &fakeTask{typ: typ, reads: f.pending, after: after}
+		v.tasks[v.nextTask] = &ovhTask{typ: typ, reads: f.pending, after: after}
 		f.mutations++
 		return map[string]any{"id": v.nextTask, "state": "todo", "type": typ}
 	}
@@ -401,32 +535,4 @@ func strictJSON(body []byte, v any) error {
 	d := json.NewDecoder(strings.NewReader(string(body)))
 	d.DisallowUnknownFields()
 	return d.Decode(v)
-}
-
-// state returns the rules held for ip, by sequence.
-func (f *fakeOVH) state(ip string) (map[int]edge.OVHRule, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fw, ok := f.firewalls[ip]
-	if !ok {
-		return nil, false
-	}
-	out := map[int]edge.OVHRule{}
-	for s, r := range fw.rules {
-		out[s] = r.body
-	}
-	return out, fw.enabled
-}
-
-// echoHandler answers every call with an error that repeats the request's
-// credential headers, as a misbehaving proxy might.
-func echoHandler(f *fakeOVH) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/auth/time") {
-			_ = json.NewEncoder(w).Encode(time.Now().Unix())
-			return
-		}
-		w.WriteHeader(400)
-		_ = json.NewEncoder(w).Encode(map[string]string{"message": "bad request from " + r.Header.Get("X-Ovh-Application") + " / " + r.Header.Get("X-Ovh-Consumer")})
-	})
 }
