@@ -36,6 +36,8 @@ const (
 
 	CodeInvalidClientOrderID = "invalid-client-order-id"
 	CodeInvalidProfileRef    = "invalid-profile-ref" // not NAME or NAME@REVISION
+	CodeInvalidServerID      = "invalid-server-id"   // an edge target's hetzner_server_id
+	CodeInvalidVPSName       = "invalid-vps-name"    // an edge target's ovh_vps
 )
 
 // String renders d the way the CLI prints it.

@@ -16,7 +16,7 @@ func TestDocumentedCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	codes := []string{CodeSyntax, CodeUnknownField, CodeType, CodeTooLarge, CodeNotFound, CodeMismatch,
-		CodeInvalidClientOrderID, CodeInvalidProfileRef}
+		CodeInvalidClientOrderID, CodeInvalidProfileRef, CodeInvalidServerID, CodeInvalidVPSName}
 	for _, c := range config.Codes() {
 		codes = append(codes, string(c))
 	}

@@ -38,7 +38,7 @@ var vpsNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
 
 // check validates t, reporting each problem at path.field, and puts the IP
 // in its canonical form (so the same address is the same target).
-func (t *EdgeTarget) check(path string, bad func(path, format string, args ...any)) {
+func (t *EdgeTarget) check(path string, bad func(path, code, format string, args ...any)) {
 	at := func(field string) string {
 		if path == "" {
 			return field
@@ -46,21 +46,21 @@ func (t *EdgeTarget) check(path string, bad func(path, format string, args ...an
 		return path + "." + field
 	}
 	if t.IP == "" && t.HetznerServerID == 0 && t.OVHVPS == "" {
-		bad(path, "names nothing: give ip, hetzner_server_id or ovh_vps")
+		bad(path, string(config.CodeRequired), "names nothing: give ip, hetzner_server_id or ovh_vps")
 	}
 	if t.IP != "" {
 		ip, err := netip.ParseAddr(t.IP)
 		if err != nil || !ip.Is4() || ip.IsUnspecified() || ip.IsLoopback() || ip.IsMulticast() {
-			bad(at("ip"), "%q is not the machine's IPv4 address", t.IP)
+			bad(at("ip"), string(config.CodeInvalidAddress), "%q is not the machine's IPv4 address", t.IP)
 		} else {
 			t.IP = ip.String()
 		}
 	}
 	if t.HetznerServerID < 0 {
-		bad(at("hetzner_server_id"), "must be a positive server id")
+		bad(at("hetzner_server_id"), CodeInvalidServerID, "must be a positive server id")
 	}
 	if t.OVHVPS != "" && !vpsNameRE.MatchString(t.OVHVPS) {
-		bad(at("ovh_vps"), "%q is not an OVHcloud VPS service name (such as vps-0a1b2c3d.vps.ovh.net)", t.OVHVPS)
+		bad(at("ovh_vps"), CodeInvalidVPSName, "%q is not an OVHcloud VPS service name (such as vps-0a1b2c3d.vps.ovh.net)", t.OVHVPS)
 	}
 }
 
@@ -559,9 +559,9 @@ func (s *Server) putEdgeTarget(w http.ResponseWriter, r *http.Request) *apiError
 	}
 	positions := bodyPositions(body)
 	var diags []Diagnostic
-	t.check("", func(path, format string, args ...any) {
+	t.check("", func(path, code, format string, args ...any) {
 		p := lookupPos(positions, path)
-		diags = append(diags, Diagnostic{Code: CodeInvalid, Severity: "error", File: "request", Path: path, Line: p.Line, Column: p.Col, Message: fmt.Sprintf(format, args...)})
+		diags = append(diags, Diagnostic{Code: code, Severity: "error", File: "request", Path: path, Line: p.Line, Column: p.Col, Message: fmt.Sprintf(format, args...)})
 	})
 	if len(diags) > 0 {
 		return &apiError{status: http.StatusUnprocessableEntity, msg: "invalid edge target", diags: diags}

@@ -65,8 +65,11 @@ func FuzzEdgeTarget(f *testing.F) {
 		positions := bodyPositions(body)
 		lines := bytes.Count(body, []byte("\n")) + 1
 		bad := false
-		tg.check("", func(path, format string, args ...any) {
+		tg.check("", func(path, code, format string, args ...any) {
 			bad = true
+			if code == "" || code == CodeInvalid {
+				t.Fatalf("%s: no specific code", path)
+			}
 			if p := lookupPos(positions, path); p.Line < 0 || p.Line > lines {
 				t.Fatalf("%s: position %+v outside the body", path, p)
 			}
@@ -75,7 +78,7 @@ func FuzzEdgeTarget(f *testing.F) {
 			return
 		}
 		again := tg
-		again.check("", func(path, format string, args ...any) { t.Fatalf("accepted, then refused at %s", path) })
+		again.check("", func(path, code, format string, args ...any) { t.Fatalf("accepted, then refused at %s", path) })
 		if again != tg || (tg.IP == "" && tg.HetznerServerID == 0 && tg.OVHVPS == "") {
 			t.Fatalf("not canonical: %+v then %+v", tg, again)
 		}

@@ -236,7 +236,7 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 		bad("agent", string(config.CodeInvalidChoice), "%q is not seed, url or embed", req.Agent)
 	}
 	if req.EdgeTarget != nil {
-		req.EdgeTarget.check("edge_target", func(path, format string, args ...any) { bad(path, CodeInvalid, format, args...) })
+		req.EdgeTarget.check("edge_target", bad)
 	}
 	_, haveBin := s.cfg.Agents.forArch(req.Arch)
 	if req.Arch != "amd64" && req.Arch != "arm64" {
