@@ -51,7 +51,7 @@ const persistentRulesetScript = `set -e
 dpkg-query -W -f='${Status}\n' nftables | grep -qx 'install ok installed'
 systemctl is-enabled nftables.service
 systemctl is-active nftables.service
-journalctl -b -u nftables.service -o cat --no-pager | grep -q 'Finished nftables.service'
+sudo -n journalctl -b -u nftables.service -o cat --no-pager | grep -q 'Finished nftables.service'
 sudo -n nft list ruleset >/tmp/e2e-loaded.nft
 sudo -n unshare --net sh -c 'nft -f /etc/nftables.conf && nft list ruleset' >/tmp/e2e-fromfile.nft
 diff -u /tmp/e2e-fromfile.nft /tmp/e2e-loaded.nft
