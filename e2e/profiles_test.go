@@ -3,12 +3,20 @@
 package e2e
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 
 	"hardbake.dev/hardbake/config"
 	"hardbake.dev/hardbake/templates"
+	"hardbake.dev/hardbake/verify"
 )
 
 // TestScenarioProfiles: a scenario that boots a built-in profile boots it
@@ -55,4 +63,69 @@ func TestScenarioProfiles(t *testing.T) {
 			t.Errorf("no scenario boots the built-in profile %q", p)
 		}
 	}
+}
+
+// TestWeakenedSeed: the weakened seed's plan puts the weakening first in
+// the sshd drop-in and tells the agent to expect it, so the agent applies
+// it as planned and only the outside checks can object. Guest-free; needs
+// bin/hardbake (make build).
+func TestWeakenedSeed(t *testing.T) {
+	var sc scenario
+	for _, s := range scenarios() {
+		if s.Name == "verify-image-weak" {
+			sc = s
+		}
+	}
+	key, err := os.ReadFile("../config/testdata/mirror-key.asc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	k, err := newSSHKey(filepath.Join(dir, "key"), "weak")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := makeSeed(context.Background(), repoRoot(t), dir, sc, &mirror{KeyASCII: string(key)}, k); err != nil {
+		t.Fatal(err)
+	}
+	ud, err := os.ReadFile(filepath.Join(dir, "seed", "user-data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := verify.PlanFromUserData(ud)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(pl.SSH.DropIn.Content, sc.Weaken) {
+		t.Errorf("drop-in does not start with the weakening:\n%s", pl.SSH.DropIn.Content)
+	}
+	for k, v := range sc.WeakenExpect {
+		if pl.SSH.Expect[k] != v {
+			t.Errorf("plan expects %s %q, want %q", k, pl.SSH.Expect[k], v)
+		}
+	}
+	sum := sha256.Sum256([]byte(planJSON(t, ud)))
+	if !strings.Contains(string(ud), hex.EncodeToString(sum[:])) {
+		t.Error("user-data does not pin the weakened plan's sha256")
+	}
+}
+
+// planJSON is the plan document as the user-data carries it.
+func planJSON(t *testing.T, ud []byte) string {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(ud, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var found string
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.ScalarNode && strings.HasPrefix(n.Value, "{") && strings.Contains(n.Value, `"drop_in"`) {
+			found = n.Value
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(&doc)
+	return found
 }

@@ -61,8 +61,12 @@ type scenario struct {
 	// partition (uefiDisk), with no kernel given to QEMU.
 	UEFI bool
 	// Weaken is a line put first in the plan's sshd drop-in (sshd takes
-	// the first value): a seed deliberately weakened after rendering.
-	Weaken string
+	// the first value), and WeakenExpect what the plan then tells the agent
+	// to expect of `sshd -T` instead: a weakening the agent verifies as
+	// planned. Without WeakenExpect the agent sees the difference and rolls
+	// SSH back, which the sshd fault scenario relies on.
+	Weaken       string
+	WeakenExpect map[string]string
 }
 
 // agentURLPath is where the suite's HTTP server serves bin/'s agent.
@@ -89,7 +93,8 @@ func scenarios() []scenario {
 		// login on, which must fail no-password-auth and nothing else
 		// the weakening does not touch.
 		{Name: "verify-image-uefi", Image: "bookworm", Kind: "verify-image", UEFI: true},
-		{Name: "verify-image-weak", Image: "bookworm", Kind: "verify-image", Weaken: "PasswordAuthentication yes\n"},
+		{Name: "verify-image-weak", Image: "bookworm", Kind: "verify-image", Weaken: "PasswordAuthentication yes\nAuthenticationMethods any\n",
+			WeakenExpect: map[string]string{"passwordauthentication": "yes", "authenticationmethods": "any"}},
 		{Name: "fault-sshd-rejected", Image: "bookworm", Kind: "fault-sshd", Weaken: "KexAlgorithms mlkem768x25519-sha256,curve25519-sha256\n"},
 		// No mirror, no download: the agent travels inside user-data.
 		{Name: "fault-mirror-down", Image: "bookworm", Kind: "fault-mirror", Agent: "embed"},
@@ -248,7 +253,7 @@ func makeSeed(ctx context.Context, root, dir string, sc scenario, m *mirror, key
 	port, _ = strconv.Atoi(mm[1])
 	if sc.Weaken != "" {
 		ud := filepath.Join(dir, "seed", "user-data")
-		if err := injectSSHDSetting(ud, sc.Weaken); err != nil {
+		if err := injectSSHDSetting(ud, sc.Weaken, sc.WeakenExpect); err != nil {
 			return "", 0, err
 		}
 		out, err := exec.CommandContext(ctx, "xorriso", "-as", "mkisofs", "-quiet", "-r", "-V", "cidata", "-o", seed, filepath.Join(dir, "seed")).CombinedOutput()
@@ -262,7 +267,7 @@ func makeSeed(ctx context.Context, root, dir string, sc scenario, m *mirror, key
 // injectSSHDSetting puts line first in the plan's sshd drop-in (sshd takes
 // the first value) and re-pins the plan's sha256 in the user-data. It is
 // the test-only way to make the guest's `sshd -t` reject the config.
-func injectSSHDSetting(userData, line string) error {
+func injectSSHDSetting(userData, line string, expect map[string]string) error {
 	data, err := os.ReadFile(userData)
 	if err != nil {
 		return fmt.Errorf("read user-data: %w", err)
@@ -297,6 +302,15 @@ func injectSSHDSetting(userData, line string) error {
 		return fmt.Errorf("plan has no ssh.drop_in.content")
 	}
 	dropIn["content"] = line + content
+	if len(expect) > 0 {
+		exp, _ := sshSec["expect"].(map[string]any)
+		if exp == nil {
+			return fmt.Errorf("plan has no ssh.expect")
+		}
+		for k, v := range expect {
+			exp[k] = v
+		}
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
