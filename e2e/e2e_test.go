@@ -677,6 +677,10 @@ func (g *guest) full(ctx context.Context) {
 	if err := g.sshAudit(ctx); g.sc.crypto() == "modern" {
 		g.res.check("ssh-audit: no [fail], no unexpected [warn]", err)
 	}
+	if auditMode() && g.sc.Profile != "" {
+		g.lynisAudit(ctx)
+		return
+	}
 
 	firstKey := g.hostKey
 	g.reboot(ctx)

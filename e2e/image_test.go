@@ -32,6 +32,7 @@ const debianMirror = "http://deb.debian.org/debian"
 var profilePackages = []string{
 	"fail2ban", "python3-systemd", "nftables", "iptables",
 	"unattended-upgrades", "apt-listchanges", "python3-pyinotify", "whois",
+	"lynis", // make audit (HARDBAKE_E2E_AUDIT=1) installs it in the guest
 }
 
 // release describes one Debian release family: one mmdebstrap tree from
