@@ -511,7 +511,7 @@ func (g *guest) sshAudit(ctx context.Context) error {
 // verifyHostCLI runs bin/hardbake verify host --json against the guest
 // through its forwarded ports, with extra flags saying what to expect,
 // and returns the exit code and the IDs of the checks that failed and
-// passed. The output is kept as verify-host-NAME.json.
+// passed. Its output is kept as verify-host-NAME.json and .stderr.
 func (g *guest) verifyHostCLI(ctx context.Context, name string, extra ...string) (code int, failed, passed []string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
@@ -524,7 +524,8 @@ func (g *guest) verifyHostCLI(ctx context.Context, name string, extra ...string)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	runErr := cmd.Run()
-	_ = os.WriteFile(filepath.Join(g.dir, "verify-host-"+name+".json"), append(stdout.Bytes(), stderr.Bytes()...), 0o644)
+	_ = os.WriteFile(filepath.Join(g.dir, "verify-host-"+name+".json"), stdout.Bytes(), 0o644)
+	_ = os.WriteFile(filepath.Join(g.dir, "verify-host-"+name+".stderr"), stderr.Bytes(), 0o644)
 	var ee *exec.ExitError
 	switch {
 	case errors.As(runErr, &ee):
