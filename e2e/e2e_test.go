@@ -185,7 +185,11 @@ func (s *suite) runScenario(t *testing.T, sc scenario) {
 	}
 	defer booted() // a scenario that fails before booting must not hold up the other
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	limit := 30 * time.Minute
+	if auditMode() {
+		limit = 60 * time.Minute // Lynis alone takes about 25 minutes under TCG
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	dir := filepath.Join(s.work, sc.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
