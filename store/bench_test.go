@@ -5,6 +5,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -78,5 +79,50 @@ func TestStoreVsRaw(t *testing.T) {
 	t.Logf("CreateOrder:  %v (%.0f%% of raw)", orders, 100*orders.PerSecond/raw.PerSecond)
 	if n, err := s.CountByStatus(ctx); err != nil || n[StatusCreated] != int64(orders.N) {
 		t.Fatalf("%d orders stored, %d acknowledged (%v)", n[StatusCreated], orders.N, err)
+	}
+}
+
+// BenchmarkReadOrder reads one order of each row size from a single node,
+// with the node on plain TCP (libdqlite's own socket, as a single node runs
+// today) and behind go-dqlite's TLS proxy, and reports the percentiles:
+// rows past one response buffer stall ~40 ms on plain TCP (Nagle + delayed
+// ACK; docs/BENCHMARKS.md).
+//
+//	go test -tags libsqlite3 -run '^$' -bench ReadOrder -benchtime 200x ./store
+func BenchmarkReadOrder(b *testing.B) {
+	for _, proxy := range []bool{false, true} {
+		cfg := Config{}
+		name := "plain-tcp"
+		if proxy {
+			ct, err := NewClusterTLS(testCert(b, "node"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg.TLS, name = ct, "tls-proxy"
+		}
+		s := openStore(b, cfg)
+		p := mustPutProfile(b, s, "web", "a: 1\n")
+		for _, size := range []int{100, 14000, 70000} {
+			n := newOrder(p, fmt.Sprintf("read-%d", size), "h")
+			n.UserData = make([]byte, size)
+			res, err := s.CreateOrder(context.Background(), n)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Run(fmt.Sprintf("%s/row=%d", name, size), func(b *testing.B) {
+				var d []time.Duration
+				for b.Loop() {
+					t0 := time.Now()
+					if _, err := s.GetOrder(context.Background(), res.Order.ID); err != nil {
+						b.Fatal(err)
+					}
+					d = append(d, time.Since(t0))
+				}
+				slices.Sort(d)
+				for _, q := range []int{50, 70, 99} {
+					b.ReportMetric(float64(d[(len(d)-1)*q/100])/1e6, fmt.Sprintf("p%d-ms", q))
+				}
+			})
+		}
 	}
 }
