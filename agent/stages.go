@@ -30,6 +30,17 @@ func (r *run) early() {
 	if p.Updates != nil && len(p.Updates.Files) > 0 {
 		r.step(StageEarly, "updates-config", func() (string, error) { return r.installAll(p.Updates.Files...) })
 	}
+	if p.System != nil {
+		// Before cloud-init creates the admin (login.defs' UMASK shapes its
+		// home) and before the packages whose services read these files.
+		r.step(StageEarly, "system-config", func() (string, error) {
+			files, err := r.systemFiles()
+			if err != nil {
+				return plan.StatusFailed, err
+			}
+			return r.installAll(files...)
+		})
+	}
 }
 
 // late finishes and proves what needed sshd running or packages installed.
@@ -61,6 +72,9 @@ func (r *run) late() {
 	}
 	if p.Updates != nil && p.Updates.Unattended {
 		r.step(StageLate, "unattended-upgrades", r.checkUpdates)
+	}
+	if p.System != nil {
+		r.step(StageLate, "system", r.checkSystem)
 	}
 }
 
@@ -101,6 +115,9 @@ func (r *run) check() {
 	}
 	if p.Updates != nil && p.Updates.Unattended {
 		r.step(StageCheck, "unattended-upgrades", r.checkUpdates)
+	}
+	if p.System != nil {
+		r.step(StageCheck, "system", r.checkSystem)
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 	"hardbake.dev/hardbake/templates"
 )
 
-const allowedTop = "admin, apiVersion, backup, edge, fail2ban, firewall, kind, metadata, packages, ssh, sysctl, updates"
+const allowedTop = "admin, apiVersion, backup, edge, fail2ban, firewall, kind, metadata, packages, ssh, sysctl, system, updates"
 
 func TestDecoder(t *testing.T) {
 	cases := []struct {
@@ -20,7 +20,7 @@ func TestDecoder(t *testing.T) {
 		// unknown keys
 		{"unknown top", profHead + "foo: 1\n", `p.yaml:5:1: foo: unknown key (allowed: ` + allowedTop + `)`},
 		{"unknown nested", profHead + "ssh:\n  Port: 2222\n",
-			`p.yaml:6:3: ssh.Port: unknown key (allowed: allowGroups, allowUsers, crypto, loginGraceTime, maxAuthTries, port)`},
+			`p.yaml:6:3: ssh.Port: unknown key (allowed: allowGroups, allowUsers, crypto, forwarding, loginGraceTime, maxAuthTries, maxSessions, port)`},
 		{"unknown in list item", profHead + "firewall:\n  services:\n    - port: 80\n      source: [10.0.0.0/8]\n",
 			`p.yaml:8:7: firewall.services[0].source: unknown key (allowed: port, proto, sources)`},
 		{"non-string key", profHead + "1: x\n", `p.yaml:5:1: 1: keys must be strings, not the integer 1`},
@@ -145,7 +145,7 @@ func TestErrorsTogetherInFileOrder(t *testing.T) {
 	doc = profHead + "ssh:\n  port: x\n  bogus: 1\nsysctl:\n  hardening: 2\n"
 	want = strings.Join([]string{
 		`p.yaml:6:9: ssh.port: must be 1–65535 or "random", not the string "x"`,
-		`p.yaml:7:3: ssh.bogus: unknown key (allowed: allowGroups, allowUsers, crypto, loginGraceTime, maxAuthTries, port)`,
+		`p.yaml:7:3: ssh.bogus: unknown key (allowed: allowGroups, allowUsers, crypto, forwarding, loginGraceTime, maxAuthTries, maxSessions, port)`,
 		`p.yaml:9:14: sysctl.hardening: must be true or false (spelled so), not the integer 2`,
 	}, "\n")
 	if _, err := config.DecodeProfile("p.yaml", []byte(doc)); err == nil || err.Error() != want {

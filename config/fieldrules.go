@@ -159,6 +159,17 @@ var fieldRules = sync.OnceValue(func() map[string]rule {
 		},
 		"maxAuthTries": intRange(1, 10),
 		"loginGrace":   durationRule(time.Second, 10*time.Minute),
+		"maxSessions":  intRange(1, 10),
+		"idleLogout":   durationRule(time.Minute, 24*time.Hour),
+		"banner": {
+			schema: map[string]any{"type": "string", "pattern": bannerRE.re.String(), "maxLength": 500},
+			str: func(s string) string {
+				if utf8Len(s) > 500 || !bannerRE.MatchString(s) {
+					return "must be one line of at most 500 characters without backslashes (getty reads them as escapes)"
+				}
+				return ""
+			},
+		},
 		"loginName": {
 			schema: map[string]any{"type": "string", "pattern": userNameRE.re.String(), "minLength": 1, "maxLength": 32,
 				"not": map[string]any{"anyOf": []any{

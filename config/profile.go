@@ -30,6 +30,7 @@ type Profile struct {
 	Firewall   Firewall           `yaml:"firewall" doc:"Default-deny inbound firewall for IPv4 and IPv6."`
 	Fail2ban   Fail2ban           `yaml:"fail2ban" doc:"Fail2ban bans hosts that fail to log in."`
 	Sysctl     Sysctl             `yaml:"sysctl" doc:"Kernel and network sysctl hardening."`
+	System     System             `yaml:"system" doc:"Operating-system hardening beyond SSH, the firewall and bans: what auditors' tools (Lynis, CIS benchmarks) check."`
 	Edge       *edge.Policy       `yaml:"edge" doc:"The provider's network (edge) firewall: rules that mirror the host firewall, per provider (hardbake edge, GET /v1/orders/ID/edge)."`
 	Backup     *edge.BackupPolicy `yaml:"backup" doc:"The provider-side backup policy of every machine (automated backups, a snapshot once the machine is hardened)."`
 	Packages   []string           `yaml:"packages" doc:"Extra Debian packages to install at first boot: plain package names (no trailing - or ., =version, /release or :arch, which apt reads as other actions), and none that takes over a measure (firewalld, ufw, dropbear, sudo-ldap, sysvinit-core …)." rule:"package"`
@@ -68,6 +69,8 @@ type SSH struct {
 	MaxAuthTries   int      `yaml:"maxAuthTries" doc:"sshd MaxAuthTries (1–10)." default:"3" rule:"maxAuthTries"`
 	LoginGraceTime string   `yaml:"loginGraceTime" doc:"sshd LoginGraceTime, e.g. 30s or 1m (1s–10m)." default:"30s" rule:"loginGrace"`
 	Crypto         string   `yaml:"crypto" doc:"Crypto policy: compatible drops what ssh-audit fails (NIST-curve key exchange and host keys, SHA-1 and 64-bit MACs); modern keeps only what ssh-audit rates good; openssh leaves OpenSSH's defaults. Post-quantum key exchange is kept wherever the server has it." default:"compatible" enum:"compatible,modern,openssh"`
+	MaxSessions    int      `yaml:"maxSessions" doc:"sshd MaxSessions: sessions (shells, commands, transfers) one connection may multiplex (1–10)." default:"10" rule:"maxSessions"`
+	Forwarding     *bool    `yaml:"forwarding" doc:"Allow TCP, agent and unix-socket forwarding and tunnel devices over SSH; false turns all four off (AllowTcpForwarding, AllowAgentForwarding, AllowStreamLocalForwarding, PermitTunnel). X11 forwarding is always off." default:"true"`
 	AllowUsers     []string `yaml:"allowUsers" doc:"Users allowed to log in; the admin user is always added." rule:"loginName"`
 	AllowGroups    []string `yaml:"allowGroups" doc:"Groups allowed to log in; the admin's own group is always added." rule:"groupName"`
 }
@@ -154,6 +157,20 @@ type Jail struct {
 // Sysctl configures kernel hardening.
 type Sysctl struct {
 	Hardening bool `yaml:"hardening" doc:"Apply hardbake's network and kernel sysctl hardening (no redirects, no source routing, rp_filter, syncookies, kptr/dmesg restrictions)." default:"false"`
+}
+
+// System is the operating system's own hardening. Every measure is off
+// (the image's behaviour) unless the profile turns it on.
+type System struct {
+	LoginBanner      string `yaml:"loginBanner" doc:"Legal notice shown before console and network logins (/etc/issue, /etc/issue.net): one line, no backslashes (getty expands them). Leave it out to keep the image's." rule:"banner"`
+	CoreDumps        *bool  `yaml:"coreDumps" doc:"Allow core dumps. false disables them for every process: limits.conf hard and soft 0, ulimit -c 0 for login shells, systemd-coredump stores nothing." default:"true"`
+	Umask            string `yaml:"umask" doc:"Default umask of logins and new home directories (login.defs UMASK, applied by pam_umask): 022 keeps the distribution's, 027 or 077 keep group and others out." default:"022" enum:"022,027,077"`
+	IdleLogout       string `yaml:"idleLogout" doc:"Log out interactive shells idle this long (a read-only TMOUT), e.g. 15m, 1m–24h. Leave it out to keep idle shells open." rule:"idleLogout"`
+	BlockRareModules bool   `yaml:"blockRareModules" doc:"Refuse to load kernel modules a VPS never uses: rare filesystems (cramfs, freevxfs, hfs, hfsplus, jffs2, udf), USB and FireWire storage, and the dccp, sctp, rds and tipc protocols." default:"false"`
+	PasswordQuality  bool   `yaml:"passwordQuality" doc:"Strength checks for every password set on the machine (libpam-pwquality) and more hashing rounds (login.defs SHA_CRYPT rounds); a per-user /tmp for PAM sessions (libpam-tmpdir)." default:"false"`
+	Audit            bool   `yaml:"audit" doc:"Audit and accounting: auditd with rules for identity, sudo, SSH, firewall and module changes, and process accounting (acct)." default:"false"`
+	FileIntegrity    bool   `yaml:"fileIntegrity" doc:"File integrity monitoring with AIDE: its database is built once in the background after first boot (idle priority), then checked daily." default:"false"`
+	AppArmor         bool   `yaml:"apparmor" doc:"Install AppArmor's userspace so the kernel's mandatory access control loads the profiles packages ship." default:"false"`
 }
 
 // Bool returns *b, or def when b is nil (the key was absent).

@@ -35,6 +35,7 @@ var (
 	instanceRE   = bounded(`^[A-Za-z0-9][A-Za-z0-9._-]*$`, 1, 128)
 	labelRE      = bounded(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$`, 1, 63)
 	pwHashRE     = pwHashPattern{bounded(`^\$(6|5|y|gy|2b)\$([A-Za-z0-9./$=]+)$`, 1, 300)}
+	bannerRE     = bounded("^[^\\x00-\\x1f\\x7f-\\x9f\u2028\u2029\\\\]*$", 0, 2000)
 	oneLineRE    = bounded("^[^\\x00-\\x1f\\x7f-\\x9f\u2028\u2029]*$", 0, 800) // length in runes is checked apart
 	durationRE   = regexp.MustCompile(`^([0-9]+)([smhdw])$`)
 	allDigitsRE  = regexp.MustCompile(`^[0-9]+$`)

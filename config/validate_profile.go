@@ -97,6 +97,15 @@ func (p *Profile) setDefaults(src *Source) {
 	num(&s.MaxAuthTries, "ssh.maxAuthTries", 3)
 	str(&s.LoginGraceTime, "ssh.loginGraceTime", "30s")
 	str(&s.Crypto, "ssh.crypto", "compatible")
+	num(&s.MaxSessions, "ssh.maxSessions", 10)
+	if s.Forwarding == nil {
+		s.Forwarding = ptr(true)
+	}
+	sy := &p.System
+	if sy.CoreDumps == nil {
+		sy.CoreDumps = ptr(true)
+	}
+	str(&sy.Umask, "system.umask", "022")
 	a := &p.Admin
 	str(&a.Name, "admin.name", "admin")
 	str(&a.Sudo, "admin.sudo", "nopasswd")

@@ -32,6 +32,9 @@ const debianMirror = "http://deb.debian.org/debian"
 var profilePackages = []string{
 	"fail2ban", "python3-systemd", "nftables", "iptables",
 	"unattended-upgrades", "apt-listchanges", "python3-pyinotify", "whois",
+	// the built-in profiles' system measures and packages
+	// (TestProfilePackagesInMirror holds this list to them)
+	"libpam-pwquality", "libpam-tmpdir", "auditd", "acct", "aide", "aide-common", "apparmor", "debsums",
 	"lynis", // make audit (HARDBAKE_E2E_AUDIT=1) installs it in the guest
 }
 

@@ -9,12 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
 
 	"hardbake.dev/hardbake/config"
+	"hardbake.dev/hardbake/render"
 	"hardbake.dev/hardbake/templates"
 	"hardbake.dev/hardbake/verify"
 )
@@ -112,20 +114,51 @@ func TestWeakenedSeed(t *testing.T) {
 
 // planJSON is the plan document as the user-data carries it.
 func planJSON(t *testing.T, ud []byte) string {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(ud, &doc); err != nil {
+	data, err := render.PlanInUserData(ud)
+	if err != nil {
 		t.Fatal(err)
 	}
-	var found string
-	var walk func(n *yaml.Node)
-	walk = func(n *yaml.Node) {
-		if n.Kind == yaml.ScalarNode && strings.HasPrefix(n.Value, "{") && strings.Contains(n.Value, `"drop_in"`) {
-			found = n.Value
+	return string(data)
+}
+
+// TestProfilePackagesInMirror: every package a built-in profile installs
+// at first boot is in the suite's mirror (profilePackages), or the guests
+// would fail apt in the hermetic network. Guest-free.
+func TestProfilePackagesInMirror(t *testing.T) {
+	order, err := os.ReadFile("../examples/web-order.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := render.NewAgent(render.AgentSeed, "amd64", []byte("agent"), "")
+	for _, name := range templates.ProfileNames() {
+		shipped, _ := templates.Profile(name)
+		p, err := config.DecodeProfile(name+".yaml", shipped)
+		if err != nil {
+			t.Fatal(err)
 		}
-		for _, c := range n.Content {
-			walk(c)
+		o, src, err := config.DecodeOrder("web-order.yaml", order)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := o.Resolve(p, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := render.Compile(p, m, agent, render.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ud struct {
+			Packages []string `yaml:"packages"`
+		}
+		if err := yaml.Unmarshal(res.UserData, &ud); err != nil {
+			t.Fatal(err)
+		}
+		for _, pkg := range ud.Packages {
+			// nftables is in the images; the mirror gets it apart (customizeScript).
+			if pkg != "nftables" && !slices.Contains(profilePackages, pkg) {
+				t.Errorf("%s installs %s, which the suite's mirror lacks (profilePackages)", name, pkg)
+			}
 		}
 	}
-	walk(&doc)
-	return found
 }

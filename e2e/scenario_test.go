@@ -20,6 +20,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"hardbake.dev/hardbake/render"
 	"hardbake.dev/hardbake/templates"
 	"hardbake.dev/hardbake/verify"
 )
@@ -276,21 +277,15 @@ func injectSSHDSetting(userData, line string, expect map[string]string) error {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return fmt.Errorf("parse user-data: %w", err)
 	}
-	var planNode *yaml.Node
-	var walk func(n *yaml.Node)
-	walk = func(n *yaml.Node) {
-		if n.Kind == yaml.ScalarNode && strings.HasPrefix(n.Value, "{") && strings.Contains(n.Value, `"drop_in"`) {
-			planNode = n
-		}
-		for _, c := range n.Content {
-			walk(c)
-		}
+	planNode, err := render.LauncherPlanArg(&doc)
+	if err != nil {
+		return fmt.Errorf("%s: %w", userData, err)
 	}
-	walk(&doc)
-	if planNode == nil {
-		return fmt.Errorf("no plan JSON in %s", userData)
+	oldJSON, err := render.PlanFromArg(planNode.Value)
+	if err != nil {
+		return fmt.Errorf("%s: %w", userData, err)
 	}
-	old := planNode.Value
+	old := string(oldJSON)
 	var p map[string]any
 	if err := json.Unmarshal([]byte(old), &p); err != nil {
 		return fmt.Errorf("decode plan: %w", err)
@@ -317,11 +312,13 @@ func injectSSHDSetting(userData, line string, expect map[string]string) error {
 	if err := enc.Encode(p); err != nil {
 		return fmt.Errorf("encode plan: %w", err)
 	}
+	// The launcher takes a plain JSON plan as well as a compressed one.
 	planNode.Value = buf.String()
 	oldSum := sha256.Sum256([]byte(old))
 	newSum := sha256.Sum256(buf.Bytes())
 	oldHex, newHex := hex.EncodeToString(oldSum[:]), hex.EncodeToString(newSum[:])
 	replaced := 0
+	var walk func(n *yaml.Node)
 	walk = func(n *yaml.Node) {
 		if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, oldHex) {
 			n.Value = strings.ReplaceAll(n.Value, oldHex, newHex)

@@ -44,6 +44,7 @@ type Plan struct {
 	Fail2ban *Fail2ban `json:"fail2ban,omitempty"`
 	Updates  *Updates  `json:"updates,omitempty"`
 	Sysctl   *Sysctl   `json:"sysctl,omitempty"`
+	System   *System   `json:"system,omitempty"`
 }
 
 // File is one configuration file the agent owns. Content is the whole file.
@@ -141,4 +142,25 @@ type Sysctl struct {
 	File File `json:"file"`
 	// Expect maps sysctl keys to the values `sysctl -n` must print.
 	Expect map[string]string `json:"expect"`
+}
+
+// System is the operating system's own hardening: whole files the agent
+// owns (login banners, limits, the module blocklist, audit rules …), single
+// settings in files the distribution owns, and services that must run once
+// the packages that bring them are installed.
+type System struct {
+	Files []File `json:"files,omitempty"`
+	// Settings are "KEY VALUE" lines in files such as /etc/login.defs,
+	// which has no drop-in directory: the agent replaces each key's line
+	// (or appends one) and leaves the rest of the file as it is.
+	Settings []Setting `json:"settings,omitempty"`
+	// Services must be active after the late stage (systemctl is-active).
+	Services []string `json:"services,omitempty"`
+}
+
+// Setting is one "KEY VALUE" line of a whitespace-separated config file.
+type Setting struct {
+	Path  string `json:"path"`
+	Key   string `json:"key"`
+	Value string `json:"value"`
 }

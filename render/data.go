@@ -11,6 +11,8 @@ type sshdData struct {
 	AllowUsers     []string
 	AllowGroups    []string
 	Crypto         string // compatible, modern or openssh
+	MaxSessions    int
+	Forwarding     bool
 }
 
 type portData struct {
@@ -78,7 +80,9 @@ type sourcesData struct {
 
 // sysctlHardening is the kernel and network hardening set: no ICMP
 // redirects or source routing, reverse-path filtering, SYN cookies, martian
-// logging, and kernel pointer/dmesg/BPF restrictions. Every key exists on
+// logging, kernel pointer/dmesg/BPF restrictions, FIFO and regular-file
+// protection in sticky directories, no magic SysRq keys, ptrace only of
+// descendants (Yama), no line-discipline autoloading. Every key exists on
 // Debian 12/13 and Ubuntu 22.04+ kernels, so `sysctl -p` cannot fail on a
 // missing key.
 var sysctlHardening = []sysctlSetting{
@@ -108,4 +112,10 @@ var sysctlHardening = []sysctlSetting{
 	{"fs.protected_hardlinks", "1"},
 	{"fs.protected_symlinks", "1"},
 	{"fs.suid_dumpable", "0"},
+	{"fs.protected_fifos", "2"},
+	{"fs.protected_regular", "2"},
+	{"kernel.core_uses_pid", "1"},
+	{"kernel.sysrq", "0"},
+	{"kernel.yama.ptrace_scope", "1"},
+	{"dev.tty.ldisc_autoload", "0"},
 }

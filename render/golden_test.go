@@ -2,6 +2,7 @@ package render_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"math/rand/v2"
 	"os"
@@ -72,6 +73,9 @@ func TestGolden(t *testing.T) {
 				".user-data":      res.UserData,
 				".meta-data":      res.MetaData,
 				".network-config": res.NetworkConfig,
+				// The user-data carries the plan compressed; this is it
+				// readable, one JSON document indented for review.
+				".plan.json": indentJSON(t, res.PlanJSON),
 			} {
 				path := filepath.Join("testdata", "golden", c.name+suffix)
 				if *update {
@@ -93,6 +97,15 @@ func TestGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+func indentJSON(t *testing.T, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, data, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 func TestDeterministic(t *testing.T) {

@@ -291,8 +291,12 @@ func checkStructure(t *testing.T, p *config.Profile, m *config.Machine, res, bas
 		t.Fatalf("bootcmd has %d entries", len(boot))
 	}
 	launcher, _ := boot[0].([]any)
-	if len(launcher) != 9 || launcher[0] != "sh" || launcher[1] != "-c" || launcher[7] != string(res.PlanJSON) || launcher[8] != res.PlanDigest {
-		t.Errorf("bootcmd[0] has %d elements or wrong plan", len(launcher))
+	if len(launcher) != 9 || launcher[0] != "sh" || launcher[1] != "-c" || launcher[8] != res.PlanDigest {
+		t.Fatalf("bootcmd[0] has %d elements or wrong digest", len(launcher))
+	}
+	arg, _ := launcher[7].(string)
+	if got, err := render.PlanFromArg(arg); err != nil || string(got) != string(res.PlanJSON) {
+		t.Errorf("bootcmd[0] carries another plan (%v)", err)
 	}
 	var pl plan.Plan
 	if err := json.Unmarshal(res.PlanJSON, &pl); err != nil {

@@ -97,6 +97,7 @@ func buildPlan(p *config.Profile, m *config.Machine) (*plan.Plan, error) {
 		DropIn: r.file(sshdDropInPath, 0o644, "sshd.conf.tmpl", sshdData{
 			Profile: name, Port: port, MaxAuthTries: p.SSH.MaxAuthTries, LoginGraceTime: grace,
 			AllowUsers: allowUsers, AllowGroups: allowGroups, Crypto: p.SSH.Crypto,
+			MaxSessions: p.SSH.MaxSessions, Forwarding: config.Bool(p.SSH.Forwarding, true),
 		}),
 		SocketDropIn: r.file(socketDropInPath, 0o644, "ssh-socket.conf.tmpl", portData{Profile: name, Port: port}),
 		Expect: map[string]string{
@@ -109,7 +110,18 @@ func buildPlan(p *config.Profile, m *config.Machine) (*plan.Plan, error) {
 			"authenticationmethods":        "publickey",
 			"maxauthtries":                 strconv.Itoa(p.SSH.MaxAuthTries),
 			"logingracetime":               strconv.Itoa(grace),
+			"maxsessions":                  strconv.Itoa(p.SSH.MaxSessions),
+			"loglevel":                     "VERBOSE",
+			"compression":                  "no",
+			"tcpkeepalive":                 "no",
+			"clientaliveinterval":          "300",
+			"clientalivecountmax":          "2",
 		},
+	}
+	if !config.Bool(p.SSH.Forwarding, true) {
+		for _, k := range []string{"allowtcpforwarding", "allowagentforwarding", "allowstreamlocalforwarding", "permittunnel"} {
+			pl.SSH.Expect[k] = "no"
+		}
 	}
 
 	if config.Bool(p.Firewall.Enabled, true) {
@@ -180,6 +192,11 @@ func buildPlan(p *config.Profile, m *config.Machine) (*plan.Plan, error) {
 			Expect: expect,
 		}
 	}
+	sys, err := systemMeasures(p, r)
+	if err != nil {
+		return nil, err
+	}
+	pl.System = sys
 	if r.err != nil {
 		return nil, r.err
 	}

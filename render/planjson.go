@@ -2,10 +2,17 @@ package render
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"strings"
+
+	"gopkg.in/yaml.v3"
 
 	"hardbake.dev/hardbake/plan"
 )
@@ -41,4 +48,90 @@ func DecodePlan(data []byte, wantDigest string) (*plan.Plan, error) {
 	}
 	// One decoder for both sides: the agent calls plan.Decode too.
 	return plan.Decode(data)
+}
+
+// planArgPrefix marks a plan argument that is gzip'd and base64-encoded.
+// The plan travels to the launcher as one argument inside user-data, and
+// its files (rulesets, sshd and audit configuration) compress to a third:
+// compressed, the built-in profiles' user-data fits the smallest provider
+// limit (AWS EC2's 16 KB) with room to spare.
+const planArgPrefix = "gz:"
+
+// PlanArg is the launcher's plan argument for planJSON: "gz:" and the
+// base64 of its deterministic gzip (same plan, same bytes).
+func PlanArg(planJSON []byte) (string, error) {
+	gz, err := gzipBytes(planJSON)
+	if err != nil {
+		return "", fmt.Errorf("compress plan: %w", err)
+	}
+	return planArgPrefix + base64.StdEncoding.EncodeToString(gz), nil
+}
+
+// PlanFromArg returns the plan JSON a launcher argument carries: a
+// PlanArg, or a JSON object as it is (hand-written test seeds).
+func PlanFromArg(arg string) ([]byte, error) {
+	b64, ok := strings.CutPrefix(arg, planArgPrefix)
+	if !ok {
+		if strings.HasPrefix(arg, "{") {
+			return []byte(arg), nil
+		}
+		return nil, errors.New("plan argument is neither gz:BASE64 nor a JSON object")
+	}
+	gz, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, fmt.Errorf("plan argument: %w", err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return nil, fmt.Errorf("plan argument: %w", err)
+	}
+	// The plan fits one argument (128 KiB); refuse to inflate beyond it.
+	data, err := io.ReadAll(io.LimitReader(zr, maxArgBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("plan argument: %w", err)
+	}
+	if len(data) > maxArgBytes {
+		return nil, fmt.Errorf("plan argument inflates beyond %d bytes", maxArgBytes)
+	}
+	return data, nil
+}
+
+// LauncherPlanArg finds the launcher's bootcmd entry in a user-data
+// document (sh -c SCRIPT hardbake-firstboot KIND SOURCE SHA256 PLAN
+// DIGEST) and returns a pointer to its plan argument's node, so a caller
+// may read or replace it.
+func LauncherPlanArg(doc *yaml.Node) (*yaml.Node, error) {
+	var found *yaml.Node
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if found != nil {
+			return
+		}
+		if n.Kind == yaml.SequenceNode && len(n.Content) == 9 && n.Content[0].Value == "sh" &&
+			n.Content[3].Value == launcherName {
+			found = n.Content[7]
+			return
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(doc)
+	if found == nil {
+		return nil, errors.New("the user-data carries no hardbake launcher (bootcmd sh -c … hardbake-firstboot)")
+	}
+	return found, nil
+}
+
+// PlanInUserData returns the plan JSON a user-data document carries.
+func PlanInUserData(userData []byte) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(userData, &doc); err != nil {
+		return nil, fmt.Errorf("user-data: %w", err)
+	}
+	n, err := LauncherPlanArg(&doc)
+	if err != nil {
+		return nil, err
+	}
+	return PlanFromArg(n.Value)
 }

@@ -84,8 +84,16 @@ func hostKeyTypes(crypto string) []string {
 	return []string{"ed25519", "rsa"}
 }
 
+// launcherName is the launcher's $0 in bootcmd, and how LauncherPlanArg
+// recognises its entry.
+const launcherName = "hardbake-firstboot"
+
 func userData(p *config.Profile, m *config.Machine, a Agent, planJSON []byte, digest string, report *ReportEndpoint) ([]byte, error) {
-	if len(planJSON) >= maxArgBytes {
+	planArg, err := PlanArg(planJSON)
+	if err != nil {
+		return nil, err
+	}
+	if len(planJSON) >= maxArgBytes || len(planArg) >= maxArgBytes {
 		return nil, fmt.Errorf("plan is %d bytes, over the %d-byte limit of one command-line argument", len(planJSON), maxArgBytes)
 	}
 	cc := cloudConfig{
@@ -97,6 +105,9 @@ func userData(p *config.Profile, m *config.Machine, a Agent, planJSON []byte, di
 		Packages:       packages(p),
 		Runcmd: [][]string{{plan.AgentPath, "apply", "--stage", "late",
 			"--plan", plan.PlanPath, "--plan-sha256", digest}},
+	}
+	if p.System.FileIntegrity {
+		cc.Runcmd = append(cc.Runcmd, []string{"systemctl", "enable", "--now", "--no-block", aideInitUnit})
 	}
 
 	// The agent's launcher is the first bootcmd entry: it runs before sshd
@@ -110,8 +121,8 @@ func userData(p *config.Profile, m *config.Machine, a Agent, planJSON []byte, di
 		cc.Bootcmd = append(cc.Bootcmd, chunk)
 		source = embeddedAgent
 	}
-	cc.Bootcmd = append(cc.Bootcmd, []string{"sh", "-c", templates.Bootcmd(), "hardbake-firstboot",
-		string(a.Kind), source, a.SHA256, string(planJSON), digest})
+	cc.Bootcmd = append(cc.Bootcmd, []string{"sh", "-c", templates.Bootcmd(), launcherName,
+		string(a.Kind), source, a.SHA256, planArg, digest})
 
 	if report != nil {
 		// Root-only, beside the plan; write_files runs right after
@@ -181,6 +192,7 @@ func packages(p *config.Profile) []string {
 	if config.Bool(p.Updates.Unattended.Enabled, true) {
 		pkgs = append(pkgs, "unattended-upgrades")
 	}
+	pkgs = appendUnique(pkgs, systemPackages(p.System)...)
 	return appendUnique(pkgs, p.Packages...)
 }
 

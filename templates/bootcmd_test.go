@@ -2,6 +2,7 @@ package templates
 
 import (
 	"bytes"
+	"encoding/base64"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
@@ -24,7 +25,10 @@ type launcherEnv struct {
 	t                   *testing.T
 	root, seed, bin, tm string
 	env                 []string
+	planArg             string // the plan argument; empty: the plan JSON itself
 }
+
+const launcherPlan = `{"version":1,"ssh":{"port":50022}}`
 
 func newLauncherEnv(t *testing.T) *launcherEnv {
 	base := t.TempDir()
@@ -61,9 +65,12 @@ func (e *launcherEnv) write(p string, data []byte, mode os.FileMode) {
 
 // run runs the launcher as cloud-init does: sh -c SCRIPT NAME ARGS...
 func (e *launcherEnv) run(kind, src, agentSHA string) (int, string, string) {
-	planJSON := `{"version":1,"ssh":{"port":50022}}`
-	sum := sha256.Sum256([]byte(planJSON))
-	cmd := exec.Command("sh", "-c", Bootcmd(), "hardbake-firstboot", kind, src, agentSHA, planJSON, hex.EncodeToString(sum[:]))
+	arg := e.planArg
+	if arg == "" {
+		arg = launcherPlan
+	}
+	sum := sha256.Sum256([]byte(launcherPlan))
+	cmd := exec.Command("sh", "-c", Bootcmd(), "hardbake-firstboot", kind, src, agentSHA, arg, hex.EncodeToString(sum[:]))
 	cmd.Env = e.env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -144,6 +151,10 @@ func TestLauncherFailures(t *testing.T) {
 			e.write(filepath.Join(e.root, "usr/local/sbin/hardbake-firstboot"), good, 0o755)
 			e.write(filepath.Join(e.root, "var/lib/hardbake"), []byte("a file, not a directory"), 0o644)
 		}, "seed", agentName, sha(good), "cannot create " /* then the report cannot be written either */},
+		{"compressed plan is corrupt", func(e *launcherEnv) {
+			e.write(filepath.Join(e.root, "usr/local/sbin/hardbake-firstboot"), good, 0o755)
+			e.planArg = "gz:" + base64.StdEncoding.EncodeToString([]byte("not gzip"))
+		}, "seed", agentName, sha(good), "cannot unpack the plan"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newLauncherEnv(t)
@@ -192,8 +203,11 @@ func TestLauncherFailures(t *testing.T) {
 				return nil
 			})
 			want := []string{plan.ReportPath}
-			if strings.HasPrefix(tc.want, "the agent did not run") { // it was pinned, installed and started
+			switch {
+			case strings.HasPrefix(tc.want, "the agent did not run"): // it was pinned, installed and started
 				want = []string{plan.AgentPath, plan.PlanPath, plan.ReportPath}
+			case e.planArg != "": // installed on an earlier boot; no half-written plan
+				want = []string{plan.AgentPath, plan.ReportPath}
 			}
 			if !slices.Equal(files, want) {
 				t.Errorf("files under root %q, want %q", files, want)
@@ -229,6 +243,10 @@ func TestLauncherRunsAgent(t *testing.T) {
 		{"the agent refuses the plan", "seed", "2", func(e *launcherEnv, agent []byte) {
 			e.write(filepath.Join(e.root, "usr/local/sbin/hardbake-firstboot"), agent, 0o755)
 		}},
+		{"compressed plan (render's gz: form)", "seed", "0", func(e *launcherEnv, agent []byte) {
+			e.write(filepath.Join(e.root, "usr/local/sbin/hardbake-firstboot"), agent, 0o755)
+			e.planArg = "gz:" + base64.StdEncoding.EncodeToString(gz(e.t, []byte(launcherPlan)))
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newLauncherEnv(t)
@@ -250,7 +268,7 @@ func TestLauncherRunsAgent(t *testing.T) {
 			if !strings.HasPrefix(string(args), "apply --stage early --plan "+e.root+plan.PlanPath+" --plan-sha256 ") {
 				t.Errorf("agent ran with %q", args)
 			}
-			if p, _ := os.ReadFile(filepath.Join(e.root, plan.PlanPath)); string(p) != `{"version":1,"ssh":{"port":50022}}` {
+			if p, _ := os.ReadFile(filepath.Join(e.root, plan.PlanPath)); string(p) != launcherPlan {
 				t.Errorf("plan.json %q", p)
 			}
 			rep, _ := os.ReadFile(filepath.Join(e.root, plan.ReportPath))

@@ -99,7 +99,7 @@ func FuzzParseKexInit(f *testing.F) {
 }
 
 func TestPlanFromUserData(t *testing.T) {
-	ud := "#cloud-config\nbootcmd:\n  - [sh, -c, 'script', hardbake-firstboot, seed, x, '{\"version\":1,\"profile\":\"p\",\"instance_id\":\"i\",\"ssh\":{\"port\":50022,\"drop_in\":{\"path\":\"/x\",\"content\":\"Port 50022\\n\",\"mode\":420,\"owner\":\"root:root\"},\"socket_drop_in\":{\"path\":\"\",\"content\":\"\",\"mode\":0,\"owner\":\"\"},\"expect\":{}},\"accounts\":{\"admin\":\"ops\",\"lock_root_password\":true}}', digest]\n"
+	ud := "#cloud-config\nbootcmd:\n  - [sh, -c, 'script', hardbake-firstboot, seed, x, agentsha, '{\"version\":1,\"profile\":\"p\",\"instance_id\":\"i\",\"ssh\":{\"port\":50022,\"drop_in\":{\"path\":\"/x\",\"content\":\"Port 50022\\n\",\"mode\":420,\"owner\":\"root:root\"},\"socket_drop_in\":{\"path\":\"\",\"content\":\"\",\"mode\":0,\"owner\":\"\"},\"expect\":{}},\"accounts\":{\"admin\":\"ops\",\"lock_root_password\":true}}', digest]\n"
 	pl, err := PlanFromUserData([]byte(ud))
 	if err != nil {
 		t.Fatal(err)

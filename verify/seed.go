@@ -1,14 +1,12 @@
 package verify
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
-	"gopkg.in/yaml.v3"
 
 	"hardbake.dev/hardbake/plan"
 	"hardbake.dev/hardbake/render"
@@ -46,29 +44,11 @@ func PlanFromSeed(path string) (*plan.Plan, error) {
 	return PlanFromUserData([]byte(b.String()))
 }
 
-// PlanFromUserData finds the plan JSON the launcher is handed in bootcmd.
+// PlanFromUserData finds the plan the launcher is handed in bootcmd.
 func PlanFromUserData(data []byte) (*plan.Plan, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("user-data: %w", err)
+	planJSON, err := render.PlanInUserData(data)
+	if err != nil {
+		return nil, fmt.Errorf("the seed's user-data carries no hardbake plan: %w", err)
 	}
-	var found string
-	var walk func(n *yaml.Node)
-	walk = func(n *yaml.Node) {
-		if found != "" {
-			return
-		}
-		if n.Kind == yaml.ScalarNode && strings.HasPrefix(n.Value, "{") && strings.Contains(n.Value, `"drop_in"`) {
-			found = n.Value
-			return
-		}
-		for _, c := range n.Content {
-			walk(c)
-		}
-	}
-	walk(&doc)
-	if found == "" {
-		return nil, errors.New("the seed's user-data carries no hardbake plan")
-	}
-	return render.DecodePlan([]byte(found), "")
+	return render.DecodePlan(planJSON, "")
 }

@@ -2,8 +2,9 @@
 # entry on every boot, before sshd starts. Arguments (never interpolated
 # into this text): $1 source kind (seed|url|embed), $2 source (file name on
 # the seed, URL, or path of the unpacked embedded copy), $3 agent sha256,
-# $4 plan JSON, $5 plan sha256. Any failure leaves a report and a FAILED
-# line, and never touches SSH. HARDBAKE_ROOT: tests only.
+# $4 plan (gz: and the base64 of its gzip'd JSON, or the JSON itself),
+# $5 plan sha256. Any failure leaves a report and a FAILED line, and never
+# touches SSH. HARDBAKE_ROOT: tests only.
 set -u
 kind=$1 src=$2 agent_sha=$3 plan=$4 plan_sha=$5
 root=${HARDBAKE_ROOT:-}
@@ -49,8 +50,12 @@ with urllib.request.urlopen(sys.argv[1], timeout=60) as r, open(sys.argv[2], "wb
   trap - EXIT
 fi
 mkdir -p "$state" || fail "cannot create $state"
-{ printf '%s' "$plan" > "$state/plan.json.new" && mv -f "$state/plan.json.new" "$state/plan.json"; } ||
-  fail "cannot write $state/plan.json"
+case $plan in
+gz:*) printf '%s' "${plan#gz:}" | base64 -d | gzip -dc > "$state/plan.json.new" ||
+  { rm -f "$state/plan.json.new"; fail "cannot unpack the plan"; } ;;
+*) printf '%s' "$plan" > "$state/plan.json.new" || fail "cannot write $state/plan.json.new" ;;
+esac
+mv -f "$state/plan.json.new" "$state/plan.json" || fail "cannot write $state/plan.json"
 "$agent" apply --stage early --plan "$state/plan.json" --plan-sha256 "$plan_sha"
 rc=$?
 # 126/127: not runnable here; >128: killed. It wrote no report.
