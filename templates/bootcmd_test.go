@@ -2,9 +2,9 @@ package templates
 
 import (
 	"bytes"
-	"encoding/base64"
 	"compress/gzip"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"os"
