@@ -26,7 +26,8 @@ import (
 // benchEnv is newEnv for benchmarks: one node, one service.
 func benchEnv(b *testing.B) *env {
 	b.Helper()
-	e := &env{dir: b.TempDir(), addr: freeAddr(b), clock: &testClock{t: time.Now().UTC()}, agents: fakeAgents(), limit: DefaultReportLimit}
+	e := &env{dir: b.TempDir(), clock: &testClock{t: time.Now().UTC()}, agents: fakeAgents(), limit: DefaultReportLimit}
+	e.addr = nodeAddr(b, e.dir)
 	var err error
 	if e.secrets, err = LoadOrCreateSecret(e.dir + "/secret"); err != nil {
 		b.Fatal(err)

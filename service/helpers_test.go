@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -90,13 +89,13 @@ func fakeAgents() *Agents {
 	return NewAgents(map[string][]byte{"amd64": baketest.StaticELF("amd64"), "arm64": baketest.StaticELF("arm64")})
 }
 
-func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// nodeAddr is the dqlite address of the node in dir: a local socket, as
+// hardbaked gives a single node (store.LocalAddress).
+func nodeAddr(t testing.TB, dir string) string {
+	addr, err := store.LocalAddress(dir + "/dqlite")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
 	return addr
 }
 
@@ -115,7 +114,8 @@ func newEnvLimit(t *testing.T, limit RateLimit) *env {
 // newEnvWith starts the service with e's limit, edge and logs settings.
 func newEnvWith(t *testing.T, e *env) *env {
 	t.Helper()
-	e.t, e.dir, e.addr, e.clock, e.agents = t, t.TempDir(), freeAddr(t), &testClock{t: time.Now().UTC()}, fakeAgents()
+	e.t, e.dir, e.clock, e.agents = t, t.TempDir(), &testClock{t: time.Now().UTC()}, fakeAgents()
+	e.addr = nodeAddr(t, e.dir)
 	var err error
 	if e.secrets, err = LoadOrCreateSecret(e.dir + "/secret"); err != nil {
 		t.Fatal(err)
