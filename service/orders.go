@@ -343,13 +343,22 @@ func (d profileDiags) Error() string { return "stored profile does not validate"
 
 // profile reads and decodes revision rev of name (0: the latest). Revisions
 // are immutable, so a decoded one is cached by name and revision: only
-// "the latest" needs a database read, and no revision is decoded twice.
-// Decoded profiles are shared read-only; render and bake never write to one.
+// "the latest" needs a database read, of the revision's number alone (the
+// latest can change on another node of a cluster), and no revision is
+// read or decoded twice. Decoded profiles are shared read-only; render
+// and bake never write to one.
 func (s *Server) profile(ctx context.Context, name string, rev int) (ProfileRevision, *config.Profile, error) {
-	if rev > 0 {
-		if c, ok := s.profiles.get(name, rev); ok {
+	if rev == 0 {
+		latest, sum, err := s.cfg.Store.LatestRevision(ctx, name)
+		if err != nil {
+			return ProfileRevision{}, nil, err
+		}
+		if c, ok := s.profiles.get(name, latest); ok && c.rev.SHA256 == sum {
 			return c.rev, c.prof, nil
 		}
+		rev = latest
+	} else if c, ok := s.profiles.get(name, rev); ok {
+		return c.rev, c.prof, nil
 	}
 	pr, err := s.cfg.Store.Profile(ctx, name, rev)
 	if err != nil {
@@ -453,7 +462,9 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) *apiError {
 	if !validOrderID(id) {
 		return errorf(http.StatusNotFound, "order not found")
 	}
-	o, err := s.cfg.Store.Order(r.Context(), id)
+	// The answer shows no file contents: the order's files stay in the
+	// database.
+	o, err := s.cfg.Store.OrderMeta(r.Context(), id)
 	if err != nil {
 		return storeError(err, "order")
 	}
@@ -540,6 +551,25 @@ func (s *Server) orderFile(w http.ResponseWriter, r *http.Request) *apiError {
 	default:
 		return errorf(http.StatusNotFound, "no file %q (seed.iso, user-data, meta-data, network-config)", file)
 	}
+	// A seed.iso built before needs only the order's status from the
+	// database, not its files. The status check stays authoritative: a
+	// cancel revokes the seed whatever the cache holds.
+	if file == "seed.iso" {
+		if _, ok := s.isoCache.get(id); ok {
+			o, err := s.cfg.Store.OrderMeta(r.Context(), id)
+			if err != nil {
+				return storeError(err, "order")
+			}
+			if o.Revoked {
+				return errorf(http.StatusGone, "order %s is cancelled", id)
+			}
+			if iso, ok := s.isoCache.get(id); ok {
+				writeISO(w, iso)
+				return nil
+			}
+			// Evicted meanwhile: build it again below.
+		}
+	}
 	o, err := s.cfg.Store.Order(r.Context(), id)
 	if err != nil {
 		return storeError(err, "order")
@@ -560,9 +590,13 @@ func (s *Server) orderFile(w http.ResponseWriter, r *http.Request) *apiError {
 	if aerr != nil {
 		return aerr
 	}
+	writeISO(w, iso)
+	return nil
+}
+
+func writeISO(w http.ResponseWriter, iso []byte) {
 	w.Header().Set("Content-Type", "application/x-iso9660-image")
 	w.Header().Set("Content-Disposition", `attachment; filename="seed.iso"`)
 	w.Header().Set("Content-Length", strconv.Itoa(len(iso)))
 	_, _ = w.Write(iso)
-	return nil
 }
