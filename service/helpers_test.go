@@ -63,6 +63,7 @@ type env struct {
 	noWorkers bool
 	logs      *syncBuf // every log line of the service, when set
 	stopEdge  func()
+	seedWork  string // Config.SeedWorkDir
 }
 
 // syncBuf collects log lines written from several goroutines.
@@ -143,6 +144,7 @@ func (e *env) open(addr string) {
 		Store: DQLite{S: st}, Secrets: e.secrets, APIToken: []byte(testToken),
 		PublicURL: "http://" + e.http.Listener.Addr().String(), ReportDeadline: 30 * time.Minute,
 		Agents: e.agents, Now: e.clock.Now, ReportLimit: e.limit, Edge: e.edge, Logger: logger,
+		SeedWorkDir: e.seedWork,
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -6,7 +6,13 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
+
+	"hardbake.dev/hardbake/bake"
+	"hardbake.dev/hardbake/images"
+	"hardbake.dev/hardbake/render"
 )
 
 // TestSeedISOCacheStatusAuthoritative: a cached seed.iso is served only
@@ -71,4 +77,40 @@ func TestLatestProfileNotStale(t *testing.T) {
 	if o := e.createOrder(orderBody(t, "latest-3", key, `, "instance_id": "pinned"`)); o.ProfileRevision != 2 {
 		t.Fatalf("third order: revision %d", o.ProfileRevision)
 	}
+}
+
+// TestSeedWorkDir: seed.iso builds stage their files in Config.SeedWorkDir
+// and leave nothing there; the image is the one `hardbake iso` writes for
+// the order's files (same bytes as a build in the system temp dir).
+func TestSeedWorkDir(t *testing.T) {
+	work := t.TempDir()
+	e := newEnvWith(t, &env{limit: DefaultReportLimit, seedWork: work})
+	want(t, e.op("PUT", "/v1/profiles/baseline", baselineDoc(t)), http.StatusCreated)
+	o := e.createOrder(orderBody(t, "work-1", sshKey(t), ""))
+	r := e.op("GET", "/v1/orders/"+o.ID+"/seed.iso", nil)
+	want(t, r, http.StatusOK)
+	if left, err := os.ReadDir(work); err != nil || len(left) != 0 {
+		t.Fatalf("workspace left behind: %v %v", left, err)
+	}
+	stored, err := e.store.GetOrder(context.Background(), o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := &bake.Result{Result: &render.Result{UserData: stored.UserData, MetaData: stored.MetaData},
+		Agent: &bake.Agent{Agent: render.Agent{Kind: render.AgentSeed, Arch: "amd64"}}}
+	bin, _ := e.agents.forArch("amd64")
+	res.Agent.Binary = bin
+	img, err := res.Image(images.ISO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(img.Bytes(), r.body) {
+		t.Fatal("seed.iso built in SeedWorkDir differs from a build in the system temp dir")
+	}
+	// The directory is really used: one that does not exist fails the
+	// build (a 500, logged), where the system temp dir would not.
+	bad := newEnvWith(t, &env{limit: DefaultReportLimit, seedWork: filepath.Join(work, "missing")})
+	want(t, bad.op("PUT", "/v1/profiles/baseline", baselineDoc(t)), http.StatusCreated)
+	o = bad.createOrder(orderBody(t, "work-2", sshKey(t), ""))
+	want(t, bad.op("GET", "/v1/orders/"+o.ID+"/seed.iso", nil), http.StatusInternalServerError)
 }
