@@ -239,6 +239,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	srv, err := service.New(service.Config{
 		Store: service.DQLite{S: st}, Secrets: secrets, APIToken: token, PublicURL: f.publicURL,
 		ReportDeadline: f.deadline, Agents: agents, Logger: log, Edge: edgeCfg,
+		SeedWorkDir: runtimeDir(),
 	})
 	if err != nil {
 		return errors.Join(err, closeStore())
@@ -401,4 +402,13 @@ func findAgentDir(explicit string) (string, error) {
 		}
 	}
 	return "", usagef("no agent binaries (%s) beside %s; run `make build` or pass --agent-dir", render.SeedName("ARCH"), exe)
+}
+
+// runtimeDir is systemd's RuntimeDirectory= ($RUNTIME_DIRECTORY, the first
+// when there are several), a tmpfs under /run private to the unit: seed.iso
+// builds make their short-lived workspace there (service.Config.SeedWorkDir).
+// Empty outside systemd: the system temp dir.
+func runtimeDir() string {
+	dir, _, _ := strings.Cut(os.Getenv("RUNTIME_DIRECTORY"), ":")
+	return dir
 }
