@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"hardbake.dev/hardbake/bake"
@@ -212,10 +213,12 @@ type preparedOrder struct {
 // prepareOrder validates the request with the CLI's code and renders the
 // order's files.
 func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, body []byte) (*preparedOrder, *apiError) {
-	positions := bodyPositions(body)
+	// Where each key is in the body: needed only for diagnostics, so
+	// a valid request never pays for it.
+	positions := sync.OnceValue(func() map[string]config.Pos { return bodyPositions(body) })
 	var diags []Diagnostic
 	bad := func(path, code, format string, args ...any) {
-		p := lookupPos(positions, path)
+		p := lookupPos(positions(), path)
 		diags = append(diags, Diagnostic{Code: code, Severity: "error", File: "request", Path: path, Line: p.Line, Column: p.Col, Message: fmt.Sprintf(format, args...)})
 	}
 	if req.ClientOrderID == "" {
@@ -266,7 +269,7 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 	doc, _ := json.Marshal(orderFields{req.Hostname, req.InstanceID, req.AdminUser, req.AdminPasswordHash, req.SSHKeys, req.SSHPort, req.Allow})
 	ord, src, err := config.DecodeOrder("request", doc)
 	if err != nil {
-		return nil, s.invalid(append(diags, diagnosticsOf(err, "request", positions)...), err)
+		return nil, s.invalid(append(diags, diagnosticsOf(err, "request", positions())...), err)
 	}
 	if prof == nil {
 		return nil, s.invalid(diags, nil)
@@ -275,7 +278,7 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 		// Resolve the order anyway (when it can be) so one answer
 		// lists every problem.
 		if _, err := ord.Resolve(prof, src); err != nil {
-			diags = append(diags, diagnosticsOf(err, "request", positions)...)
+			diags = append(diags, diagnosticsOf(err, "request", positions())...)
 		}
 		return nil, s.invalid(diags, nil)
 	}
@@ -294,7 +297,7 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 		Report: &render.ReportEndpoint{URL: s.reportURL(id), Key: hex.EncodeToString(s.cfg.Secrets.ReportKey(id))},
 	})
 	if err != nil {
-		if d := diagnosticsOf(err, "request", positions); d != nil {
+		if d := diagnosticsOf(err, "request", positions()); d != nil {
 			return nil, s.invalid(d, nil)
 		}
 		var be *bake.InputError
