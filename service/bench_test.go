@@ -26,7 +26,9 @@ import (
 // benchEnv is newEnv for benchmarks: one node, one service.
 func benchEnv(b *testing.B) *env {
 	b.Helper()
-	e := &env{dir: b.TempDir(), addr: freeAddr(b), clock: &testClock{t: time.Now().UTC()}, agents: fakeAgents(), limit: DefaultReportLimit}
+	e := &env{dir: b.TempDir(), clock: &testClock{t: time.Now().UTC()}, agents: fakeAgents(), limit: DefaultReportLimit}
+	e.addr = nodeAddr(b, e.dir)
+	e.seedWork = tmpfsDir(b)
 	var err error
 	if e.secrets, err = LoadOrCreateSecret(e.dir + "/secret"); err != nil {
 		b.Fatal(err)
@@ -35,6 +37,20 @@ func benchEnv(b *testing.B) *env {
 	e.open(e.addr)
 	b.Cleanup(e.close)
 	return e
+}
+
+// tmpfsDir is a private directory on a tmpfs (/dev/shm), where seed.iso
+// builds stage their files as under the shipped systemd units
+// (RuntimeDirectory=, a tmpfs under /run); the system temp dir when there
+// is no /dev/shm.
+func tmpfsDir(b *testing.B) string {
+	dir, err := os.MkdirTemp("/dev/shm", "hardbaked-bench-*")
+	if err != nil {
+		b.Logf("no tmpfs for the seed workspace (%v): using the system temp dir", err)
+		return ""
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 type latencies struct {

@@ -81,6 +81,12 @@ func (d DQLite) Profile(ctx context.Context, name string, rev int) (ProfileRevis
 	return fromProfile(p), mapErr(err)
 }
 
+// LatestRevision implements Store.
+func (d DQLite) LatestRevision(ctx context.Context, name string) (int, string, error) {
+	rev, sum, err := d.S.LatestProfileRevision(ctx, name)
+	return int(rev), hex.EncodeToString(sum[:]), mapErr(err)
+}
+
 // Profiles implements Store.
 func (d DQLite) Profiles(ctx context.Context) ([]ProfileRevision, error) {
 	ps, err := d.S.ListProfiles(ctx)
@@ -119,10 +125,11 @@ func (d DQLite) CreateOrder(ctx context.Context, o NewOrder) (Order, bool, error
 	if err != nil {
 		return Order{}, false, mapErr(err)
 	}
-	return fromOrder(res.Order), !res.Existed, nil
+	return fromOrder(res.Order, true), !res.Existed, nil
 }
 
-func fromOrder(o store.Order) Order {
+// fromOrder converts o; withFiles says whether o was read with its files.
+func fromOrder(o store.Order, withFiles bool) Order {
 	out := Order{
 		NewOrder: NewOrder{
 			ID: o.ID, ClientOrderID: o.ClientOrderID, RequestHash: hex.EncodeToString(o.RequestSHA256[:]),
@@ -134,9 +141,11 @@ func fromOrder(o store.Order) Order {
 		Report:    o.Report, Revoked: !o.RevokedAt.IsZero(), EdgeOutcome: o.EdgeOutcome,
 	}
 	out.EdgeTarget = o.EdgeTarget
-	out.Files = map[string][]byte{"user-data": o.UserData, "meta-data": o.MetaData}
-	if o.NetworkConfig != nil {
-		out.Files["network-config"] = o.NetworkConfig
+	if withFiles {
+		out.Files = map[string][]byte{"user-data": o.UserData, "meta-data": o.MetaData}
+		if o.NetworkConfig != nil {
+			out.Files["network-config"] = o.NetworkConfig
+		}
 	}
 	var sr storedRequest
 	if json.Unmarshal(o.Request, &sr) == nil {
@@ -170,7 +179,13 @@ func latest(ts ...time.Time) time.Time {
 // Order implements Store.
 func (d DQLite) Order(ctx context.Context, id string) (Order, error) {
 	o, err := d.S.GetOrder(ctx, id)
-	return fromOrder(o), mapErr(err)
+	return fromOrder(o, true), mapErr(err)
+}
+
+// OrderMeta implements Store.
+func (d DQLite) OrderMeta(ctx context.Context, id string) (Order, error) {
+	o, err := d.S.GetOrderMeta(ctx, id)
+	return fromOrder(o, false), mapErr(err)
 }
 
 // OrderByTokenHash implements Store.
@@ -181,7 +196,7 @@ func (d DQLite) OrderByTokenHash(ctx context.Context, hash []byte) (Order, error
 	}
 	copy(h[:], hash)
 	o, err := d.S.OrderByToken(ctx, h)
-	return fromOrder(o), mapErr(err)
+	return fromOrder(o, true), mapErr(err)
 }
 
 // Orders implements Store.
@@ -200,7 +215,7 @@ func (d DQLite) Orders(ctx context.Context, status, cursor string, limit int) (P
 // Cancel implements Store.
 func (d DQLite) Cancel(ctx context.Context, id string) (Order, error) {
 	o, err := d.S.CancelOrder(ctx, id)
-	return fromOrder(o), mapErr(err)
+	return fromOrder(o, true), mapErr(err)
 }
 
 // MarkFetched implements Store.
@@ -216,7 +231,7 @@ func (d DQLite) AddReport(ctx context.Context, r ReportRecord) (Order, error) {
 		rec.HostKeys = append(rec.HostKeys, store.HostKey{Type: k.Type, Fingerprint: k.Fingerprint})
 	}
 	o, err := d.S.RecordReport(ctx, rec)
-	return fromOrder(o), mapErr(err)
+	return fromOrder(o, true), mapErr(err)
 }
 
 // TimeOut implements Store.
@@ -241,7 +256,7 @@ func (d DQLite) CountByStatus(ctx context.Context) (map[string]int, error) {
 // SetEdgeTarget implements Store.
 func (d DQLite) SetEdgeTarget(ctx context.Context, id string, target []byte) (Order, error) {
 	o, err := d.S.SetEdgeTarget(ctx, id, target)
-	return fromOrder(o), mapErr(err)
+	return fromOrder(o, true), mapErr(err)
 }
 
 // SetEdgeOutcome implements Store.

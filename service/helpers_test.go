@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -64,6 +63,7 @@ type env struct {
 	noWorkers bool
 	logs      *syncBuf // every log line of the service, when set
 	stopEdge  func()
+	seedWork  string // Config.SeedWorkDir
 }
 
 // syncBuf collects log lines written from several goroutines.
@@ -90,13 +90,13 @@ func fakeAgents() *Agents {
 	return NewAgents(map[string][]byte{"amd64": baketest.StaticELF("amd64"), "arm64": baketest.StaticELF("arm64")})
 }
 
-func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// nodeAddr is the dqlite address of the node in dir: a local socket, as
+// hardbaked gives a single node (store.LocalAddress).
+func nodeAddr(t testing.TB, dir string) string {
+	addr, err := store.LocalAddress(dir + "/dqlite")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
 	return addr
 }
 
@@ -115,7 +115,8 @@ func newEnvLimit(t *testing.T, limit RateLimit) *env {
 // newEnvWith starts the service with e's limit, edge and logs settings.
 func newEnvWith(t *testing.T, e *env) *env {
 	t.Helper()
-	e.t, e.dir, e.addr, e.clock, e.agents = t, t.TempDir(), freeAddr(t), &testClock{t: time.Now().UTC()}, fakeAgents()
+	e.t, e.dir, e.clock, e.agents = t, t.TempDir(), &testClock{t: time.Now().UTC()}, fakeAgents()
+	e.addr = nodeAddr(t, e.dir)
 	var err error
 	if e.secrets, err = LoadOrCreateSecret(e.dir + "/secret"); err != nil {
 		t.Fatal(err)
@@ -143,6 +144,7 @@ func (e *env) open(addr string) {
 		Store: DQLite{S: st}, Secrets: e.secrets, APIToken: []byte(testToken),
 		PublicURL: "http://" + e.http.Listener.Addr().String(), ReportDeadline: 30 * time.Minute,
 		Agents: e.agents, Now: e.clock.Now, ReportLimit: e.limit, Edge: e.edge, Logger: logger,
+		SeedWorkDir: e.seedWork,
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"hardbake.dev/hardbake/bake"
@@ -212,10 +213,12 @@ type preparedOrder struct {
 // prepareOrder validates the request with the CLI's code and renders the
 // order's files.
 func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, body []byte) (*preparedOrder, *apiError) {
-	positions := bodyPositions(body)
+	// Where each key is in the body: needed only for diagnostics, so
+	// a valid request never pays for it.
+	positions := sync.OnceValue(func() map[string]config.Pos { return bodyPositions(body) })
 	var diags []Diagnostic
 	bad := func(path, code, format string, args ...any) {
-		p := lookupPos(positions, path)
+		p := lookupPos(positions(), path)
 		diags = append(diags, Diagnostic{Code: code, Severity: "error", File: "request", Path: path, Line: p.Line, Column: p.Col, Message: fmt.Sprintf(format, args...)})
 	}
 	if req.ClientOrderID == "" {
@@ -266,7 +269,7 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 	doc, _ := json.Marshal(orderFields{req.Hostname, req.InstanceID, req.AdminUser, req.AdminPasswordHash, req.SSHKeys, req.SSHPort, req.Allow})
 	ord, src, err := config.DecodeOrder("request", doc)
 	if err != nil {
-		return nil, s.invalid(append(diags, diagnosticsOf(err, "request", positions)...), err)
+		return nil, s.invalid(append(diags, diagnosticsOf(err, "request", positions())...), err)
 	}
 	if prof == nil {
 		return nil, s.invalid(diags, nil)
@@ -275,7 +278,7 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 		// Resolve the order anyway (when it can be) so one answer
 		// lists every problem.
 		if _, err := ord.Resolve(prof, src); err != nil {
-			diags = append(diags, diagnosticsOf(err, "request", positions)...)
+			diags = append(diags, diagnosticsOf(err, "request", positions())...)
 		}
 		return nil, s.invalid(diags, nil)
 	}
@@ -294,7 +297,7 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 		Report: &render.ReportEndpoint{URL: s.reportURL(id), Key: hex.EncodeToString(s.cfg.Secrets.ReportKey(id))},
 	})
 	if err != nil {
-		if d := diagnosticsOf(err, "request", positions); d != nil {
+		if d := diagnosticsOf(err, "request", positions()); d != nil {
 			return nil, s.invalid(d, nil)
 		}
 		var be *bake.InputError
@@ -343,13 +346,22 @@ func (d profileDiags) Error() string { return "stored profile does not validate"
 
 // profile reads and decodes revision rev of name (0: the latest). Revisions
 // are immutable, so a decoded one is cached by name and revision: only
-// "the latest" needs a database read, and no revision is decoded twice.
-// Decoded profiles are shared read-only; render and bake never write to one.
+// "the latest" needs a database read, of the revision's number alone (the
+// latest can change on another node of a cluster), and no revision is
+// read or decoded twice. Decoded profiles are shared read-only; render
+// and bake never write to one.
 func (s *Server) profile(ctx context.Context, name string, rev int) (ProfileRevision, *config.Profile, error) {
-	if rev > 0 {
-		if c, ok := s.profiles.get(name, rev); ok {
+	if rev == 0 {
+		latest, sum, err := s.cfg.Store.LatestRevision(ctx, name)
+		if err != nil {
+			return ProfileRevision{}, nil, err
+		}
+		if c, ok := s.profiles.get(name, latest); ok && c.rev.SHA256 == sum {
 			return c.rev, c.prof, nil
 		}
+		rev = latest
+	} else if c, ok := s.profiles.get(name, rev); ok {
+		return c.rev, c.prof, nil
 	}
 	pr, err := s.cfg.Store.Profile(ctx, name, rev)
 	if err != nil {
@@ -453,7 +465,9 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) *apiError {
 	if !validOrderID(id) {
 		return errorf(http.StatusNotFound, "order not found")
 	}
-	o, err := s.cfg.Store.Order(r.Context(), id)
+	// The answer shows no file contents: the order's files stay in the
+	// database.
+	o, err := s.cfg.Store.OrderMeta(r.Context(), id)
 	if err != nil {
 		return storeError(err, "order")
 	}
@@ -540,6 +554,25 @@ func (s *Server) orderFile(w http.ResponseWriter, r *http.Request) *apiError {
 	default:
 		return errorf(http.StatusNotFound, "no file %q (seed.iso, user-data, meta-data, network-config)", file)
 	}
+	// A seed.iso built before needs only the order's status from the
+	// database, not its files. The status check stays authoritative: a
+	// cancel revokes the seed whatever the cache holds.
+	if file == "seed.iso" {
+		if _, ok := s.isoCache.get(id); ok {
+			o, err := s.cfg.Store.OrderMeta(r.Context(), id)
+			if err != nil {
+				return storeError(err, "order")
+			}
+			if o.Revoked {
+				return errorf(http.StatusGone, "order %s is cancelled", id)
+			}
+			if iso, ok := s.isoCache.get(id); ok {
+				writeISO(w, iso)
+				return nil
+			}
+			// Evicted meanwhile: build it again below.
+		}
+	}
 	o, err := s.cfg.Store.Order(r.Context(), id)
 	if err != nil {
 		return storeError(err, "order")
@@ -560,9 +593,13 @@ func (s *Server) orderFile(w http.ResponseWriter, r *http.Request) *apiError {
 	if aerr != nil {
 		return aerr
 	}
+	writeISO(w, iso)
+	return nil
+}
+
+func writeISO(w http.ResponseWriter, iso []byte) {
 	w.Header().Set("Content-Type", "application/x-iso9660-image")
 	w.Header().Set("Content-Disposition", `attachment; filename="seed.iso"`)
 	w.Header().Set("Content-Length", strconv.Itoa(len(iso)))
 	_, _ = w.Write(iso)
-	return nil
 }

@@ -30,8 +30,10 @@ func (s *Server) seedISO(o Order) ([]byte, *apiError) {
 		}
 		agent.Binary = bin
 	}
-	// bake.Result.Image is what `hardbake iso` writes, built in memory.
-	img, err := (&bake.Result{Result: docs, Agent: agent}).Image(images.ISO)
+	// bake.Result's seed files, built as an ISO, are what `hardbake iso`
+	// writes; the image is built in memory (the workspace go-diskfs
+	// packs from is in cfg.SeedWorkDir).
+	img, err := s.images.Build(images.ISO, (&bake.Result{Result: docs, Agent: agent}).SeedFiles())
 	if err != nil {
 		return nil, internal(fmt.Errorf("build seed.iso: %w", err))
 	}

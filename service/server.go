@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"hardbake.dev/hardbake/bake"
+	"hardbake.dev/hardbake/images"
 	"hardbake.dev/hardbake/render"
 )
 
@@ -41,6 +42,13 @@ type Config struct {
 	// Edge, when it holds credentials, makes the service apply each
 	// order's edge firewall and backup policy itself (RunEdgeWorkers).
 	Edge *EdgeConfig
+	// SeedWorkDir is where a seed.iso build makes its short-lived
+	// workspace (go-diskfs packs an ISO from a directory; the image itself
+	// is built in memory). Empty: the system temp dir. On a tmpfs (systemd's
+	// RuntimeDirectory=, under /run) a first seed.iso costs about a fifth
+	// of what it costs with the workspace on a disk file system
+	// (docs/BENCHMARKS.md).
+	SeedWorkDir string
 }
 
 // Server is the hardbaked HTTP service.
@@ -52,6 +60,7 @@ type Server struct {
 	metrics  *metrics
 	limiter  *limiter
 	isoCache *isoCache
+	images   images.Builder // builds seed.iso in cfg.SeedWorkDir
 	profiles *profileCache
 	// resolved are the agents by "kind/arch", resolved once by bake.
 	resolved map[string]*bake.Agent
@@ -89,6 +98,7 @@ func New(cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.images = images.Builder{WorkDir: cfg.SeedWorkDir}
 	s.limiter = newLimiter(cfg.ReportLimit, s.now)
 	if cfg.Edge != nil && (cfg.Edge.Credentials.OVH != nil || cfg.Edge.Credentials.Hetzner != "") {
 		s.edge = newEdgeRunner(*cfg.Edge)

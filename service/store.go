@@ -117,6 +117,9 @@ type Store interface {
 	PutProfile(ctx context.Context, name string, doc []byte) (rev ProfileRevision, created bool, err error)
 	// Profile returns revision rev of name, or the latest when rev is 0.
 	Profile(ctx context.Context, name string, rev int) (ProfileRevision, error)
+	// LatestRevision returns the number and SHA256 of name's latest
+	// revision, without reading its document.
+	LatestRevision(ctx context.Context, name string) (rev int, sha256 string, err error)
 	// Profiles returns the latest revision of every profile, without Doc.
 	Profiles(ctx context.Context) ([]ProfileRevision, error)
 
@@ -126,6 +129,9 @@ type Store interface {
 	CreateOrder(ctx context.Context, o NewOrder) (ord Order, created bool, err error)
 	// Order and OrderByTokenHash return the order with its Files.
 	Order(ctx context.Context, id string) (Order, error)
+	// OrderMeta is Order without the Files (nil): for status checks and
+	// answers that do not carry the files.
+	OrderMeta(ctx context.Context, id string) (Order, error)
 	OrderByTokenHash(ctx context.Context, hash []byte) (Order, error)
 	// Orders lists orders newest first, optionally of one status; cursor
 	// is a Page.Next (ErrInvalid when it is not one).

@@ -171,14 +171,24 @@ take:
 	}
 }
 
-// createAlone writes one create in a transaction of its own.
+// createAlone writes one create in a transaction of its own. Without an
+// edge target its one INSERT goes alone, without BEGIN and COMMIT (see
+// one): what a raw single-row insert costs. An edge target is a second
+// statement (createInTx), so that order takes a transaction: a retry
+// after a lost answer must not find the order stored without its target.
 func (s *Store) createAlone(ctx context.Context, n NewOrder) (CreateResult, error) {
 	var res CreateResult
-	err := s.runTx(ctx, func(tx *sql.Tx) error {
+	write := func(q querier) error {
 		var err error
-		res, err = s.createInTx(ctx, tx, n)
+		res, err = s.createInTx(ctx, q, n)
 		return err
-	})
+	}
+	var err error
+	if n.EdgeTarget == nil {
+		err = s.runOne(ctx, writeTx, write)
+	} else {
+		err = s.runTx(ctx, func(tx *sql.Tx) error { return write(tx) })
+	}
 	if err != nil {
 		return CreateResult{}, unwrapItem(err)
 	}

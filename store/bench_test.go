@@ -83,22 +83,30 @@ func TestStoreVsRaw(t *testing.T) {
 }
 
 // BenchmarkReadOrder reads one order of each row size from a single node,
-// with the node on plain TCP (libdqlite's own socket, as a single node runs
-// today) and behind go-dqlite's TLS proxy, and reports the percentiles:
-// rows past one response buffer stall ~40 ms on plain TCP (Nagle + delayed
-// ACK; docs/BENCHMARKS.md).
+// with the node on plain TCP (libdqlite's own socket, as a single node ran
+// before LocalAddress, and as a data directory created then still runs),
+// on a local abstract unix socket (LocalAddress: a single node now) and
+// behind go-dqlite's TLS proxy, and reports the percentiles: rows past one
+// response buffer stall ~40 ms on plain TCP (Nagle + delayed ACK;
+// docs/BENCHMARKS.md).
 //
 //	go test -tags libsqlite3 -run '^$' -bench ReadOrder -benchtime 200x ./store
 func BenchmarkReadOrder(b *testing.B) {
-	for _, proxy := range []bool{false, true} {
-		cfg := Config{}
-		name := "plain-tcp"
-		if proxy {
+	for _, name := range []string{"plain-tcp", "local-socket", "tls-proxy"} {
+		cfg := Config{Dir: b.TempDir()}
+		switch name {
+		case "local-socket":
+			addr, err := LocalAddress(cfg.Dir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg.Address = addr
+		case "tls-proxy":
 			ct, err := NewClusterTLS(testCert(b, "node"))
 			if err != nil {
 				b.Fatal(err)
 			}
-			cfg.TLS, name = ct, "tls-proxy"
+			cfg.TLS = ct
 		}
 		s := openStore(b, cfg)
 		p := mustPutProfile(b, s, "web", "a: 1\n")

@@ -18,6 +18,12 @@ const orderColumns = `id, client_order_id, request_sha256, request, status, prof
 user_data, meta_data, network_config, seed_iso, token_sha256, report_key,
 created_at, fetched_at, reported_at, finished_at, revoked_at, report, host_keys, edge_target, edge_outcome`
 
+// orderMetaColumns are orderColumns with NULL for the four file columns,
+// so scanOrder reads both; a status check need not move an order's files.
+const orderMetaColumns = `id, client_order_id, request_sha256, request, status, profile_name, profile_revision,
+NULL, NULL, NULL, NULL, token_sha256, report_key,
+created_at, fetched_at, reported_at, finished_at, revoked_at, report, host_keys, edge_target, edge_outcome`
+
 type rowScanner interface{ Scan(...any) error }
 
 func scanOrder(r rowScanner) (Order, error) {
@@ -57,8 +63,12 @@ func scanOrder(r rowScanner) (Order, error) {
 
 // getOrderBy reads one order by a unique column (id, client_order_id or
 // token_sha256).
-func getOrderBy(ctx context.Context, tx *sql.Tx, column string, key any) (Order, error) {
-	o, err := scanOrder(tx.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE `+column+` = ?`, key))
+func getOrderBy(ctx context.Context, q querier, column string, key any) (Order, error) {
+	return getOrderCols(ctx, q, orderColumns, column, key)
+}
+
+func getOrderCols(ctx context.Context, q querier, columns, column string, key any) (Order, error) {
+	o, err := scanOrder(q.QueryRowContext(ctx, `SELECT `+columns+` FROM orders WHERE `+column+` = ?`, key))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Order{}, ErrNotFound
 	}
@@ -108,14 +118,17 @@ func (s *Store) CreateOrder(ctx context.Context, n NewOrder) (CreateResult, erro
 }
 
 // createInTx writes one order inside a (possibly shared) write
-// transaction. The common case is one statement: the INSERT itself checks
-// that the profile revision exists and, by the UNIQUE client_order_id,
-// that the order is new. Only when it inserts nothing does a read find out
-// why. The error is an itemError when it concerns this order alone
-// (conflict, missing profile): the transaction stays good for the others.
+// transaction, or, for a create alone without an edge target, as a
+// statement of its own (tx is then the database: see one). The common case is one statement: the
+// INSERT itself checks that the profile revision exists and, by the UNIQUE
+// client_order_id, that the order is new. Only when it inserts nothing do
+// reads find out why; outside a transaction that is still sound, since an
+// order never changes its client_order_id and profile revisions are never
+// deleted. The error is an itemError when it concerns this order alone
+// (conflict, missing profile): a transaction stays good for the others.
 // Any other error is the statement's or the connection's and ends the
 // transaction.
-func (s *Store) createInTx(ctx context.Context, tx *sql.Tx, n NewOrder) (CreateResult, error) {
+func (s *Store) createInTx(ctx context.Context, tx querier, n NewOrder) (CreateResult, error) {
 	o := Order{
 		ID: n.ID, ClientOrderID: n.ClientOrderID, RequestSHA256: n.RequestSHA256, Request: nonNil(n.Request),
 		Status: StatusCreated, ProfileName: n.ProfileName, ProfileRevision: n.ProfileRevision,
@@ -141,7 +154,8 @@ ON CONFLICT (client_order_id) DO NOTHING`,
 	}
 	if rows == 1 {
 		// The edge target is a second statement, and only when given, so
-		// the common insert stays the one above.
+		// the common insert stays the one above (createAlone runs an
+		// order with one in a transaction).
 		if o.EdgeTarget != nil {
 			if _, err := tx.ExecContext(ctx, `UPDATE orders SET edge_target = ? WHERE id = ?`, string(o.EdgeTarget), o.ID); err != nil {
 				return CreateResult{}, fmt.Errorf("insert order %s: edge target: %w", o.ID, err)
@@ -203,11 +217,28 @@ func (s *Store) OrderByToken(ctx context.Context, tokenHash [32]byte) (Order, er
 	return o, nil
 }
 
+// GetOrderMeta returns the order with this ID without its files
+// (UserData, MetaData, NetworkConfig and SeedISO are nil): what a status
+// check needs, without moving the ~14 KB of an order's user-data.
+func (s *Store) GetOrderMeta(ctx context.Context, id string) (Order, error) {
+	var o Order
+	err := s.one(ctx, readTx, func(q querier) error {
+		var err error
+		o, err = getOrderCols(ctx, q, orderMetaColumns, "id", id)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return Order{}, fmt.Errorf("order %q: %w", id, ErrNotFound)
+	}
+	return o, err
+}
+
 func (s *Store) readOrder(ctx context.Context, column string, key any, what string) (Order, error) {
 	var o Order
-	err := s.tx(ctx, readTx, func(tx *sql.Tx) error {
+	// One SELECT: no transaction around it (see one).
+	err := s.one(ctx, readTx, func(q querier) error {
 		var err error
-		o, err = getOrderBy(ctx, tx, column, key)
+		o, err = getOrderBy(ctx, q, column, key)
 		return err
 	})
 	if errors.Is(err, ErrNotFound) {

@@ -86,15 +86,34 @@ func (s *Store) GetProfile(ctx context.Context, name string, rev int64) (Profile
 		return Profile{}, fmt.Errorf("%w: profile revision %d", ErrInvalid, rev)
 	}
 	var p Profile
-	err := s.tx(ctx, readTx, func(tx *sql.Tx) error {
+	err := s.one(ctx, readTx, func(q querier) error {
 		var err error
-		p, err = getProfile(ctx, tx, name, rev)
+		p, err = getProfile(ctx, q, name, rev)
 		return err
 	})
 	return p, err
 }
 
-func getProfile(ctx context.Context, tx *sql.Tx, name string, rev int64) (Profile, error) {
+// LatestProfileRevision returns the number and SHA-256 of the named
+// profile's latest revision, without its document: enough for a caller
+// that keeps revisions it read before (they never change).
+func (s *Store) LatestProfileRevision(ctx context.Context, name string) (rev int64, sum [32]byte, err error) {
+	err = s.one(ctx, readTx, func(q querier) error {
+		var b []byte
+		err := q.QueryRowContext(ctx, `SELECT revision, sha256 FROM profiles WHERE name = ? ORDER BY revision DESC LIMIT 1`, name).Scan(&rev, &b)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("profile %q: %w", name, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("read profile %q: %w", name, err)
+		}
+		copy(sum[:], b)
+		return nil
+	})
+	return rev, sum, err
+}
+
+func getProfile(ctx context.Context, tx querier, name string, rev int64) (Profile, error) {
 	q := `SELECT name, revision, content_type, document, sha256, created_at FROM profiles WHERE name = ? AND revision = ?`
 	args := []any{name, rev}
 	if rev == 0 {

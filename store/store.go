@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -28,9 +27,12 @@ type Config struct {
 	// and must be writable.
 	Dir string
 	// Address is the host:port this node's dqlite listens on and other
-	// nodes reach it by (127.0.0.1:PORT for a single node). It is recorded
-	// in Dir when the node is created; on a restart it may be left empty,
-	// and if given it must match the recorded one.
+	// nodes reach it by, or, for a node that will never be part of a
+	// cluster, a local abstract unix socket (LocalAddress(Dir): no TCP
+	// port, and no 40 ms Nagle stalls on large rows). It is recorded in
+	// Dir when the node is created; on a restart it may be left empty,
+	// and if given it must match the recorded one. A data directory keeps
+	// the address it was created with, TCP or local.
 	Address string
 	// Join lists addresses of existing cluster members. With an empty Dir
 	// and no Join, Open bootstraps a new cluster (see RefuseBootstrap).
@@ -121,11 +123,18 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("%s holds no dqlite node and no cluster to join was given: refusing to bootstrap a new, separate cluster", cfg.Dir)
 	}
 	if kind != StartRestart {
-		if cfg.Address == "" {
-			return nil, fmt.Errorf("%w: a new node needs an address (host:port)", ErrInvalid)
+		if err := checkAddress(cfg.Address, cfg.TLS != nil, kind == StartJoin); err != nil {
+			return nil, err
 		}
-		if _, _, err := net.SplitHostPort(cfg.Address); err != nil {
-			return nil, fmt.Errorf("%w: address %q: %w", ErrInvalid, cfg.Address, err)
+	} else if cfg.TLS != nil {
+		// A node created on a local socket cannot turn into a cluster
+		// node: go-dqlite's TLS proxy would try to listen on TCP at it.
+		recorded, err := recordedAddress(cfg.Dir)
+		if err != nil {
+			return nil, err
+		}
+		if IsLocalAddress(recorded) {
+			return nil, fmt.Errorf("%w: %s holds a single node on the local socket %s, which cannot take cluster TLS: a cluster node needs a host:port from its first start", ErrInvalid, cfg.Dir, recorded)
 		}
 	}
 

@@ -132,7 +132,7 @@ const (
 	writeTx
 )
 
-// tx runs fn in a transaction and commits it. It is the only way the store
+// tx runs fn in a transaction and commits it. With one, it is the only way the store
 // talks to the database. A write transaction first waits for the process's
 // single write slot. A transient error (see retryable) reruns fn in a new
 // transaction within s.retry; fn must therefore be safe to rerun, and
@@ -157,25 +157,80 @@ func (s *Store) tx(ctx context.Context, kind txKind, fn func(*sql.Tx) error) err
 	return s.runTx(ctx, fn)
 }
 
+// querier is where statements run: a transaction, or the database itself
+// for a statement that is a transaction of its own (see one).
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// one is tx for work that needs no transaction around it: a single
+// statement, which dqlite runs as a transaction of its own, or reads
+// whose answers do not have to come from one snapshot. It saves BEGIN and
+// COMMIT, each a round trip to the leader (for a write, COMMIT is where
+// the raft round happens; a lone statement has it all the same). The
+// retries, the write slot, and the rules for fn are tx's.
+func (s *Store) one(ctx context.Context, kind txKind, fn func(querier) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if kind == writeTx {
+		select {
+		case s.writeSem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { <-s.writeSem }()
+		if s.closed.Load() {
+			return ErrClosed
+		}
+	}
+	return s.runOne(ctx, kind, fn)
+}
+
+// runOne is one without the write slot: the caller holds it for a write.
+func (s *Store) runOne(ctx context.Context, kind txKind, fn func(querier) error) error {
+	return s.retried(ctx, func() error {
+		if err := fn(s.db); err != nil {
+			return err
+		}
+		if kind == writeTx && s.commitErr != nil {
+			// Tests: as in txOnce, a write that went through but
+			// reported an error.
+			if err := s.commitErr(); err != nil {
+				return fmt.Errorf("commit: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
 // runTx is tx without the write slot: the caller holds it for a write.
 func (s *Store) runTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	return s.retried(ctx, func() error { return s.txOnce(ctx, fn) })
+}
+
+// retried runs attempt until it succeeds, fails for good (see retryable) or
+// s.retry's bounds are reached.
+func (s *Store) retried(ctx context.Context, attempt func() error) error {
 	start := time.Now()
-	for attempt := 1; ; attempt++ {
-		err := s.txOnce(ctx, fn)
+	for n := 1; ; n++ {
+		err := attempt()
 		if err == nil {
 			return nil
 		}
 		if !retryable(err) {
 			return err
 		}
-		if attempt >= s.retry.MaxAttempts {
-			return fmt.Errorf("transaction failed %d times: %w", attempt, err)
+		if n >= s.retry.MaxAttempts {
+			return fmt.Errorf("transaction failed %d times: %w", n, err)
 		}
-		d := s.retry.delay(attempt)
+		d := s.retry.delay(n)
 		if time.Since(start)+d > s.retry.MaxElapsed {
-			return fmt.Errorf("transaction failed %d times in %s: %w", attempt, time.Since(start).Round(time.Millisecond), err)
+			return fmt.Errorf("transaction failed %d times in %s: %w", n, time.Since(start).Round(time.Millisecond), err)
 		}
-		s.log.Debug("transaction retry", "attempt", attempt, "delay", d, "err", err)
+		s.log.Debug("transaction retry", "attempt", n, "delay", d, "err", err)
 		if !sleepCtx(ctx, d) {
 			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
 		}

@@ -115,7 +115,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&f.deadline, "report-deadline", 30*time.Minute, "orders with no report this long after their first fetch (or creation) become timed-out")
 	fs.StringVar(&f.agentDir, "agent-dir", "", "`DIR` with hardbake-firstboot-linux-ARCH (default: $HARDBAKE_AGENT_DIR, else beside hardbaked)")
 	fs.StringVar(&f.secretFile, "secret-file", "", "service secret `FILE` (default: DATA/secret, created on first start; share it between cluster nodes)")
-	fs.StringVar(&f.dqliteAddr, "dqlite-address", "127.0.0.1:9001", "`HOST:PORT` of this dqlite node (recorded on first start)")
+	fs.StringVar(&f.dqliteAddr, "dqlite-address", "127.0.0.1:9001", "`HOST:PORT` of this dqlite node (recorded on first start); a single node (no --cluster-cert) given none listens on a unix socket private to this machine instead")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&f.sweep, "sweep-interval", 30*time.Second, "how often to look for orders past the report deadline")
 	fs.DurationVar(&f.shutdown, "shutdown-timeout", 15*time.Second, "how long SIGTERM waits for requests in flight and the dqlite handover")
@@ -212,8 +212,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	addr := f.dqliteAddr
-	if hasNode && !fs.Changed("dqlite-address") {
-		addr = "" // the node knows its address
+	switch {
+	case hasNode && !fs.Changed("dqlite-address"):
+		addr = "" // the node knows its address (TCP if an older hardbaked created it)
+	case cf.clusterTLS == nil && !fs.Changed("dqlite-address"):
+		// A new single node: nothing outside this process talks to its
+		// dqlite, and a unix socket spares reads of large rows the
+		// 40 ms Nagle stall of libdqlite's TCP listener (see
+		// store.LocalAddress).
+		if addr, err = store.LocalAddress(nodeDir); err != nil {
+			return err
+		}
 	}
 	openCtx, cancelOpen := context.WithTimeout(ctx, time.Minute)
 	st, err := store.Open(openCtx, cf.storeConfig(store.Config{Dir: nodeDir, Address: addr, Logger: log.With("component", "store")}))
@@ -230,6 +239,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	srv, err := service.New(service.Config{
 		Store: service.DQLite{S: st}, Secrets: secrets, APIToken: token, PublicURL: f.publicURL,
 		ReportDeadline: f.deadline, Agents: agents, Logger: log, Edge: edgeCfg,
+		SeedWorkDir: runtimeDir(),
 	})
 	if err != nil {
 		return errors.Join(err, closeStore())
@@ -392,4 +402,13 @@ func findAgentDir(explicit string) (string, error) {
 		}
 	}
 	return "", usagef("no agent binaries (%s) beside %s; run `make build` or pass --agent-dir", render.SeedName("ARCH"), exe)
+}
+
+// runtimeDir is systemd's RuntimeDirectory= ($RUNTIME_DIRECTORY, the first
+// when there are several), a tmpfs under /run private to the unit: seed.iso
+// builds make their short-lived workspace there (service.Config.SeedWorkDir).
+// Empty outside systemd: the system temp dir.
+func runtimeDir() string {
+	dir, _, _ := strings.Cut(os.Getenv("RUNTIME_DIRECTORY"), ":")
+	return dir
 }

@@ -19,8 +19,11 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"hardbake.dev/hardbake/bake/baketest"
 	"hardbake.dev/hardbake/render"
+	"hardbake.dev/hardbake/store"
 	"hardbake.dev/hardbake/templates"
 )
 
@@ -172,14 +175,33 @@ func call(t *testing.T, method, url string, body []byte) (int, []byte) {
 
 // TestServeStopRestart: a real hardbaked process takes orders, stops
 // cleanly on SIGTERM, and a new process on the same data directory has
-// every acknowledged order; no token reaches the log.
+// every acknowledged order; no token reaches the log. A single node given
+// no --dqlite-address runs on a local unix socket; one given a TCP
+// address (as every data directory before local sockets was created)
+// keeps it across the restart.
 func TestServeStopRestart(t *testing.T) {
+	for _, tcp := range []bool{false, true} {
+		name := map[bool]string{false: "local-socket", true: "tcp"}[tcp]
+		t.Run(name, func(t *testing.T) { testServeStopRestart(t, tcp) })
+	}
+}
+
+func testServeStopRestart(t *testing.T, tcp bool) {
 	tokenFile, agentDir := setup(t)
 	data := filepath.Join(t.TempDir(), "state")
 	listen := freePort(t)
-	p := start(t, "serve", "--data-dir", data, "--listen", listen, "--api-token-file", tokenFile,
-		"--agent-dir", agentDir, "--dqlite-address", freePort(t))
+	args := []string{"serve", "--data-dir", data, "--listen", listen, "--api-token-file", tokenFile, "--agent-dir", agentDir}
+	wantAddr, err := store.LocalAddress(filepath.Join(data, "dqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tcp {
+		wantAddr = freePort(t)
+		args = append(args, "--dqlite-address", wantAddr)
+	}
+	p := start(t, args...)
 	p.waitHealthy(t, listen)
+	checkNodeAddress(t, data, wantAddr)
 
 	doc, _ := templates.Profile("baseline")
 	if code, body := call(t, "PUT", p.url+"/v1/profiles/baseline", doc); code != http.StatusCreated {
@@ -252,6 +274,23 @@ func TestServeStopRestart(t *testing.T) {
 		}
 	}
 	p2.stop(t)
+	checkNodeAddress(t, data, wantAddr)
+}
+
+// checkNodeAddress checks the dqlite address recorded in the data
+// directory (go-dqlite's info.yaml).
+func checkNodeAddress(t *testing.T, data, want string) {
+	t.Helper()
+	info, err := os.ReadFile(filepath.Join(data, "dqlite", "info.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var node struct {
+		Address string `yaml:"Address"`
+	}
+	if err := yaml.Unmarshal(info, &node); err != nil || node.Address != want {
+		t.Fatalf("info.yaml records another address than %s (%v):\n%s", want, err, info)
+	}
 }
 
 func TestServeUsage(t *testing.T) {
