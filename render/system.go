@@ -110,9 +110,9 @@ func systemMeasures(p *config.Profile, r *renderer) (*plan.System, error) {
 	if s.FileIntegrity {
 		sys.Files = append(sys.Files, r.file(aideUnitPath, 0o644, "aide-init.service.tmpl", profileOnly{name}))
 	}
-	if s.AppArmor {
-		sys.Services = append(sys.Services, "apparmor.service")
-	}
+	// AppArmor has no service to prove here: the package loads its
+	// profiles when it is installed, and apparmor.service (enabled by the
+	// package) first runs at the next boot.
 	if len(sys.Files) == 0 && len(sys.Settings) == 0 && len(sys.Services) == 0 {
 		return nil, nil
 	}
