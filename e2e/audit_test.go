@@ -38,7 +38,7 @@ func (g *guest) lynisAudit(ctx context.Context) {
 		}
 		return verify.Exec(ctx, g.client, cmd, timeout)
 	}
-	if out, err := run("sudo -n apt-get install -y -q lynis 2>&1", 5*time.Minute); !g.res.check("audit: lynis installed from the mirror", wrapOut(err, out)) {
+	if out, err := run("sudo -n apt-get install -y -q --no-install-recommends lynis 2>&1", 15*time.Minute); !g.res.check("audit: lynis installed from the mirror", wrapOut(err, out)) {
 		return
 	}
 	start := time.Now()
