@@ -399,7 +399,9 @@ func plainSeed(ctx context.Context, dir string, sc scenario, key *sshKey) (strin
 
 // journalTimeout bounds every wait on the guest.
 const (
-	bootTimeout  = 12 * time.Minute
+	// A first boot installs the profile's packages under TCG: the built-in
+	// profiles took 5–10 minutes here beside a second guest.
+	bootTimeout  = 20 * time.Minute
 	loginTimeout = 3 * time.Minute
 	cmdTimeout   = 2 * time.Minute
 )
