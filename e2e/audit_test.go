@@ -42,7 +42,7 @@ func (g *guest) lynisAudit(ctx context.Context) {
 		return
 	}
 	start := time.Now()
-	out, err := run("sudo -n lynis audit system --no-colors --quick 2>&1", 45*time.Minute)
+	out, err := run("sudo -n lynis audit system --no-colors --quick 2>&1", 70*time.Minute)
 	_ = os.WriteFile(filepath.Join(g.dir, "lynis.txt"), []byte(out), 0o644)
 	if !g.res.check("audit: lynis audit system ran", wrapOut(err, lastLines(out, 5))) {
 		return
