@@ -75,3 +75,12 @@ func wrapOut(err error, out string) error {
 	}
 	return fmt.Errorf("%w: %s", err, lastLines(out, 5))
 }
+
+// bootLimit bounds the wait for the first boot's end. Audit runs put up
+// to four guests on two cores, which more than doubles a first boot.
+func bootLimit() time.Duration {
+	if auditMode() {
+		return 35 * time.Minute
+	}
+	return bootTimeout
+}

@@ -349,7 +349,7 @@ func (g *guest) waitBoot(ctx context.Context, from int) string {
 	}
 	agentLine := ""
 	if g.sc.Kind != "reference" {
-		l, err := v.WaitConsole(ctx, from, agentFinalRe, bootTimeout)
+		l, err := v.WaitConsole(ctx, from, agentFinalRe, bootLimit())
 		if !g.res.check("agent final console line", err) {
 			return ""
 		}
@@ -357,7 +357,7 @@ func (g *guest) waitBoot(ctx context.Context, from int) string {
 		g.res.Console = agentConsoleText(agentLine)
 		g.s.lg.Printf("%s: %s (%.0fs after qemu start)", g.sc.Name, g.res.Console, l.At.Sub(v.Start).Seconds())
 	}
-	l, err := v.WaitConsole(ctx, from, cloudFinishRe, bootTimeout)
+	l, err := v.WaitConsole(ctx, from, cloudFinishRe, bootLimit())
 	if g.res.check("cloud-init finished", err) {
 		g.s.lg.Printf("%s: cloud-init finished (%.0fs after qemu start)", g.sc.Name, l.At.Sub(v.Start).Seconds())
 	}
