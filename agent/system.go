@@ -56,8 +56,10 @@ func (r *run) checkSystem() (string, error) {
 }
 
 // setKey sets a key of a whitespace-separated "KEY VALUE" file such as
-// login.defs: the key's uncommented line is replaced, or one appended.
-// Comments and other keys stay as they are.
+// login.defs: the key's first uncommented line is replaced, or one is
+// appended. Comments and other keys stay as they are. A later duplicate
+// stays too (distribution files have none; the agent's size budget has
+// no room for more).
 func setKey(content, key, value string) string {
 	line := key + " " + value + "\n"
 	lines := strings.SplitAfter(content, "\n")
