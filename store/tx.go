@@ -140,21 +140,33 @@ const (
 // fn's effect must be idempotent or detected on the rerun (each write
 // method says how).
 func (s *Store) tx(ctx context.Context, kind txKind, fn func(*sql.Tx) error) error {
-	if s.closed.Load() {
-		return ErrClosed
+	release, err := s.slot(ctx, kind)
+	if err != nil {
+		return err
 	}
-	if kind == writeTx {
-		select {
-		case s.writeSem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		defer func() { <-s.writeSem }()
-		if s.closed.Load() {
-			return ErrClosed
-		}
-	}
+	defer release()
 	return s.runTx(ctx, fn)
+}
+
+// slot refuses work on a closed store and, for a write, waits for the
+// process's single write slot; release gives it back.
+func (s *Store) slot(ctx context.Context, kind txKind) (release func(), err error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	if kind != writeTx {
+		return func() {}, nil
+	}
+	select {
+	case s.writeSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if s.closed.Load() {
+		<-s.writeSem
+		return nil, ErrClosed
+	}
+	return func() { <-s.writeSem }, nil
 }
 
 // querier is where statements run: a transaction, or the database itself
@@ -172,20 +184,11 @@ type querier interface {
 // the raft round happens; a lone statement has it all the same). The
 // retries, the write slot, and the rules for fn are tx's.
 func (s *Store) one(ctx context.Context, kind txKind, fn func(querier) error) error {
-	if s.closed.Load() {
-		return ErrClosed
+	release, err := s.slot(ctx, kind)
+	if err != nil {
+		return err
 	}
-	if kind == writeTx {
-		select {
-		case s.writeSem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		defer func() { <-s.writeSem }()
-		if s.closed.Load() {
-			return ErrClosed
-		}
-	}
+	defer release()
 	return s.runOne(ctx, kind, fn)
 }
 
