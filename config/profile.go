@@ -57,10 +57,11 @@ type Unattended struct {
 
 // Mirror is an apt mirror.
 type Mirror struct {
-	URL        string   `yaml:"url" doc:"Mirror URL: http:// or https:// (lower case), a host name or IPv4 address, an optional port, a path. No user:password@ (sources.list is world-readable), query or fragment." required:"true" rule:"mirrorURL"`
-	Suites     []string `yaml:"suites" doc:"Suites to use; $RELEASE is the machine's codename." default:"[\"$RELEASE\", \"$RELEASE-updates\"]" rule:"suite" minItems:"1"`
-	Components []string `yaml:"components" doc:"Archive components." default:"[\"main\"]" rule:"component" minItems:"1"`
-	Key        string   `yaml:"key" doc:"ASCII-armoured OpenPGP public key that signs the mirror; without it the machine's keyring must already trust it. Checked at render time: it must parse as OpenPGP and hold no private key." rule:"armoredKey"`
+	URL         string   `yaml:"url" doc:"Mirror URL: http:// or https:// (lower case), a host name or IPv4 address, an optional port, a path. No user:password@ (sources.list is world-readable), query or fragment." required:"true" rule:"mirrorURL"`
+	Suites      []string `yaml:"suites" doc:"Suites to use; $RELEASE is the machine's codename." default:"[\"$RELEASE\", \"$RELEASE-updates\"]" rule:"suite" minItems:"1"`
+	Components  []string `yaml:"components" doc:"Archive components." default:"[\"main\"]" rule:"component" minItems:"1"`
+	SecurityURL string   `yaml:"securityURL" doc:"The security archive's mirror (Debian: a mirror of debian-security): sources.list gains its $RELEASE-security suite with the same components and key. Without it, and without a -security suite in suites, the machine gets no security updates." rule:"mirrorURL"`
+	Key         string   `yaml:"key" doc:"ASCII-armoured OpenPGP public key that signs the mirror; without it the machine's keyring must already trust it. Checked at render time: it must parse as OpenPGP and hold no private key." rule:"armoredKey"`
 }
 
 // SSH configures sshd.

@@ -117,6 +117,13 @@ func profileCases() []profCase {
 		body("mirror missing url", "updates:\n  mirror:\n    suites: [bookworm]\n",
 			`p.yaml:7:5: updates.mirror.url: "" must be an http or https URL (scheme in lower case)`),
 
+		// updates.mirror.securityURL: the same rule as url
+		body("security url ok", mirrorOK+"    securityURL: https://deb.example.net/debian-security\n", ""),
+		body("security url shell", mirrorOK+"    securityURL: "+q("http://m.example/$(reboot)")+"\n",
+			`p.yaml:8:18: updates.mirror.securityURL: "http://m.example/$(reboot)" contains characters not allowed in a mirror URL`),
+		body("security url ftp", mirrorOK+"    securityURL: ftp://m.example/debian-security\n",
+			`p.yaml:8:18: updates.mirror.securityURL: "ftp://m.example/debian-security" must be an http or https URL (scheme in lower case)`),
+
 		// suites, components
 		body("suites ok", mirrorOK+"    suites:\n      - $RELEASE\n      - $RELEASE-security\n      - bookworm-backports\n", ""),
 		body("suite space", mirrorOK+"    suites:\n      - bookworm\n      - bad suite\n",

@@ -71,11 +71,13 @@ type sysctlSetting struct {
 }
 
 type sourcesData struct {
-	Profile    string
-	URL        string
-	KeyPath    string
-	Suites     []string
-	Components []string
+	Profile string
+	URL     string
+	KeyPath string
+	Suites  []string
+	// SecurityURL serves $RELEASE-security ("" for none).
+	SecurityURL string
+	Components  []string
 }
 
 // sysctlHardening is the kernel and network hardening set: no ICMP

@@ -152,7 +152,7 @@ func userData(p *config.Profile, m *config.Machine, a Agent, planJSON []byte, di
 	cc.Users = []user{u}
 
 	if mir := p.Updates.Mirror; mir != nil {
-		sd := sourcesData{Profile: p.Metadata.Name, URL: mir.URL, Suites: mir.Suites, Components: mir.Components}
+		sd := sourcesData{Profile: p.Metadata.Name, URL: mir.URL, Suites: mir.Suites, Components: mir.Components, SecurityURL: mir.SecurityURL}
 		if mir.Key != "" {
 			sd.KeyPath = mirrorKeyPath
 			// write_files runs in the init stage, before apt is configured.
