@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"hardbake.dev/hardbake/config"
+	"hardbake.dev/hardbake/templates"
 	"hardbake.dev/hardbake/verify"
 )
 
@@ -39,6 +41,9 @@ func (g *guest) lynisAudit(ctx context.Context) {
 		return verify.Exec(ctx, g.client, cmd, timeout)
 	}
 	if out, err := run("sudo -n apt-get install -y -q --no-install-recommends lynis 2>&1", 15*time.Minute); !g.res.check("audit: lynis installed from the mirror", wrapOut(err, out)) {
+		return
+	}
+	if g.sc.fileIntegrity() && !g.res.check("audit: AIDE's first database built before the audit", g.waitAIDEDatabase(ctx, 30*time.Minute)) {
 		return
 	}
 	start := time.Now()
@@ -83,4 +88,66 @@ func bootLimit() time.Duration {
 		return 35 * time.Minute
 	}
 	return bootTimeout
+}
+
+// fileIntegrity says whether the profile sc boots turns AIDE on.
+func (sc scenario) fileIntegrity() bool {
+	if sc.Profile == "" {
+		return false
+	}
+	data, ok := templates.Profile(sc.Profile)
+	if !ok {
+		return false
+	}
+	p, err := config.DecodeProfile(sc.Profile+".yaml", data)
+	return err == nil && p.System.FileIntegrity
+}
+
+// aideInstalled: AIDE runs with hardbake's configuration (aide parses it,
+// as Lynis' FINT-4315 does), its init unit and daily timer are enabled,
+// and the apt pin kept aide-common, and with it cron and exim4, away.
+func (g *guest) aideInstalled() error {
+	out, err := g.run("sudo -n aide --config=/etc/aide/aide.conf -D 2>&1 && systemctl is-enabled hardbake-aide-init.service hardbake-aide-check.timer")
+	if err != nil {
+		return fmt.Errorf("%w: %s", err, lastLines(out, 5))
+	}
+	out, _ = g.run("dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' aide-common exim4-daemon-light cron 2>/dev/null")
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) == 2 && strings.HasPrefix(f[1], "ii") {
+			return fmt.Errorf("%s is installed", f[0])
+		}
+	}
+	return nil
+}
+
+// waitAIDEDatabase waits (bounded) for hardbake-aide-init.service to build
+// the first database, so the audit sees the machine as it is once that is
+// done, and logs how long the unit took.
+func (g *guest) waitAIDEDatabase(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		out, err := g.run("sudo -n test -s /var/lib/aide/aide.db && systemctl show -p ExecMainStartTimestampMonotonic -p ExecMainExitTimestampMonotonic hardbake-aide-init.service")
+		if err == nil {
+			var start, exit int64
+			for _, l := range strings.Split(out, "\n") {
+				if v, ok := strings.CutPrefix(l, "ExecMainStartTimestampMonotonic="); ok {
+					start, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				}
+				if v, ok := strings.CutPrefix(l, "ExecMainExitTimestampMonotonic="); ok {
+					exit, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				}
+			}
+			g.s.lg.Printf("%s: AIDE database built by hardbake-aide-init.service in %s", g.sc.Name, (time.Duration(exit-start) * time.Microsecond).Round(time.Second))
+			return nil
+		}
+		if time.Now().After(deadline) {
+			st, _ := g.run("systemctl status --no-pager hardbake-aide-init.service 2>&1")
+			return fmt.Errorf("no AIDE database after %s: %s", limit, lastLines(st, 5))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(15 * time.Second):
+		}
+	}
 }

@@ -281,6 +281,11 @@ func (s *suite) runScenario(t *testing.T, sc scenario) {
 		reqs = ms.Requests()
 		_ = os.WriteFile(filepath.Join(dir, "mirror-requests.log"), []byte(strings.Join(reqs, "\n")+"\n"), 0o644)
 	}
+	if sc.Kind == "full" {
+		res.check("apt read the security suite too (updates.mirror.securityURL)", boolErr(slices.ContainsFunc(reqs, func(r string) bool {
+			return strings.HasPrefix(r, "GET /debian-security/dists/")
+		}), "no request under /debian-security/dists/ (mirror-requests.log)"))
+	}
 	switch sc.Agent {
 	case "url":
 		res.check("agent fetched from --agent url=", boolErr(slices.Contains(reqs, "GET "+agentURLPath), fmt.Sprintf("requests: %q", reqs)))
@@ -681,6 +686,9 @@ func (g *guest) full(ctx context.Context) {
 	// recorded in ssh-audit.txt.
 	if err := g.sshAudit(ctx); g.sc.crypto() == "modern" {
 		g.res.check("ssh-audit: no [fail], no unexpected [warn]", err)
+	}
+	if g.sc.fileIntegrity() {
+		g.res.check("AIDE: hardbake's configuration parses, its units are enabled, no aide-common or mail server", g.aideInstalled())
 	}
 	if auditMode() && g.sc.Profile != "" {
 		g.lynisAudit(ctx)

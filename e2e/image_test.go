@@ -19,6 +19,10 @@ import (
 	"time"
 )
 
+// mirrorLayout names the mirror's layout in its cache directory: a cached
+// mirror of an older layout (before debian-security) is not reused.
+const mirrorLayout = "-security"
+
 // recipeVersion is folded into every cache key; bump it to force rebuilds.
 const recipeVersion = "e2e-image-v4"
 
@@ -34,7 +38,7 @@ var profilePackages = []string{
 	"unattended-upgrades", "apt-listchanges", "python3-pyinotify", "whois",
 	// the built-in profiles' system measures and packages
 	// (TestProfilePackagesInMirror holds this list to them)
-	"libpam-pwquality", "libpam-tmpdir", "auditd", "acct", "aide", "aide-common", "apparmor", "debsums",
+	"libpam-pwquality", "libpam-tmpdir", "auditd", "acct", "aide", "apparmor", "debsums",
 	"lynis", // make audit (HARDBAKE_E2E_AUDIT=1) installs it in the guest
 }
 
@@ -296,7 +300,7 @@ func buildAll(ctx context.Context, lg *logger, cache string, need map[string]boo
 	}
 	out := map[string]*builtImage{}
 	for i, r := range rels {
-		m, err := buildMirror(ctx, lg, filepath.Join(dirs[i], "pool"), filepath.Join(cache, "mirrors", filepath.Base(dirs[i])), r.Codename)
+		m, err := buildMirror(ctx, lg, filepath.Join(dirs[i], "pool"), filepath.Join(cache, "mirrors", filepath.Base(dirs[i])+mirrorLayout), r.Codename)
 		if err != nil {
 			return nil, err
 		}

@@ -22,7 +22,8 @@ import (
 	"time"
 )
 
-// mirror is a signed apt repository on disk: <Root>/debian/{dists,pool}.
+// mirror is a signed apt repository on disk: <Root>/debian/{dists,pool}
+// and <Root>/debian-security/dists.
 type mirror struct {
 	Root     string
 	Codename string
@@ -31,7 +32,8 @@ type mirror struct {
 }
 
 // buildMirror indexes the package pool into a Debian-style repository for
-// codename and codename-updates (empty), signs both with a throwaway key
+// codename, codename-updates and, under debian-security/, codename-security
+// (both empty), signs them with a throwaway key
 // made in a temporary GNUPGHOME, and caches the result under dir.
 func buildMirror(ctx context.Context, lg *logger, pool, dir, codename string) (*mirror, error) {
 	m := &mirror{Root: dir, Codename: codename, Suites: []string{codename, codename + "-updates"}}
@@ -101,15 +103,24 @@ func buildMirror(ctx context.Context, lg *logger, pool, dir, codename string) (*
 	}
 	m.KeyASCII = string(key)
 
-	for i, suite := range m.Suites {
+	// The suites, and the security archive's $RELEASE-security beside the
+	// archive, as on Debian's mirrors (a profile names it in
+	// updates.mirror.securityURL); all but the first are valid, empty
+	// indexes.
+	dists := []string{}
+	for _, suite := range m.Suites {
+		dists = append(dists, filepath.Join(dir, "debian", "dists", suite))
+	}
+	dists = append(dists, filepath.Join(dir, "debian-security", "dists", codename+"-security"))
+	for i, dist := range dists {
 		content := packages
 		if i > 0 {
-			content = nil // -updates: a valid, empty index
+			content = nil
 		}
-		if err := writeSuite(filepath.Join(dir, "debian", "dists", suite), suite, codename, content); err != nil {
+		if err := writeSuite(dist, filepath.Base(dist), codename, content); err != nil {
 			return nil, err
 		}
-		rel := filepath.Join(dir, "debian", "dists", suite, "Release")
+		rel := filepath.Join(dist, "Release")
 		if _, err := gpg("--clearsign", "-o", filepath.Join(filepath.Dir(rel), "InRelease"), rel); err != nil {
 			return nil, err
 		}

@@ -120,6 +120,7 @@ updates:
   unattended: {enabled: true, reboot: none}
   mirror:
     url: http://` + mirrorGuestAddr + `/debian
+    securityURL: http://` + mirrorGuestAddr + `/debian-security
     components: [main]
     key: |
 ` + key.String() + `ssh:
@@ -159,7 +160,7 @@ func scenarioProfile(sc scenario, m *mirror) (name string, doc []byte, err error
 		return "", nil, fmt.Errorf("built-in profile %s: %w", sc.Profile, err)
 	}
 	var mirrorDoc yaml.Node
-	mirrorYAML := fmt.Sprintf("url: http://%s/debian\ncomponents: [main]\nkey: %s\n", mirrorGuestAddr, strconv.Quote(m.KeyASCII))
+	mirrorYAML := fmt.Sprintf("url: http://%[1]s/debian\nsecurityURL: http://%[1]s/debian-security\ncomponents: [main]\nkey: %[2]s\n", mirrorGuestAddr, strconv.Quote(m.KeyASCII))
 	if err := yaml.Unmarshal([]byte(mirrorYAML), &mirrorDoc); err != nil {
 		return "", nil, fmt.Errorf("mirror section: %w", err)
 	}

@@ -2,6 +2,8 @@ package render_test
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"context"
 	"fmt"
 	"net"
@@ -244,4 +246,94 @@ func waitListening(t *testing.T, port int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("sshd did not listen on %d", port)
+}
+
+// TestAIDEConfigAndUnits hands strict's AIDE files to the real tools: aide
+// parses the configuration (as Lynis' FINT-4315 does), a database built
+// with its rule set over a small tree catches a changed file, and
+// systemd-analyze accepts the units.
+func TestAIDEConfigAndUnits(t *testing.T) {
+	aide := testtool.Require(t, "aide")
+	analyze := testtool.Require(t, "systemd-analyze")
+	res := compileExample(t, "strict", "web-order.yaml", fakeAgent)
+	files := map[string]string{}
+	for _, f := range res.Plan.System.Files {
+		files[f.Path] = f.Content
+	}
+	conf, ok := files["/etc/aide/aide.conf"]
+	if !ok {
+		t.Fatal("strict's plan has no /etc/aide/aide.conf")
+	}
+	dir := t.TempDir()
+	confPath := filepath.Join(dir, "aide.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(aide, "--config="+confPath, "-D").CombinedOutput(); err != nil {
+		t.Fatalf("aide -D rejected the configuration: %v\n%s", err, out)
+	}
+
+	// The same settings and rule set, pointed at a tree and a database of
+	// the test's own.
+	tree, db := filepath.Join(dir, "tree"), filepath.Join(dir, "db")
+	for _, d := range []string{tree, db} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	watched := filepath.Join(tree, "sshd_config")
+	if err := os.WriteFile(watched, []byte("Port 2222\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var local strings.Builder
+	for _, line := range strings.Split(conf, "\n") {
+		if strings.HasPrefix(line, "/") || strings.HasPrefix(line, "!/") {
+			continue // the machine's selection lines
+		}
+		local.WriteString(strings.ReplaceAll(line, "/var/lib/aide", db) + "\n")
+	}
+	local.WriteString(tree + " Checks\n")
+	localPath := filepath.Join(dir, "local.conf")
+	if err := os.WriteFile(localPath, []byte(local.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(aide, "--config="+localPath, "--init").CombinedOutput(); err != nil {
+		t.Fatalf("aide --init: %v\n%s", err, out)
+	}
+	if err := os.Rename(filepath.Join(db, "aide.db.new"), filepath.Join(db, "aide.db")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(aide, "--config="+localPath, "--check").CombinedOutput(); err != nil {
+		t.Fatalf("aide --check on an unchanged tree: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(watched, []byte("Port 22\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(aide, "--config="+localPath, "--check").CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() < 1 || exit.ExitCode() > 7 || !strings.Contains(string(out), watched) {
+		t.Fatalf("aide --check after a change: want exit 1-7 naming %s, got %v\n%s", watched, err, out)
+	}
+
+	units := filepath.Join(dir, "units")
+	if err := os.Mkdir(units, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for path, content := range files {
+		if filepath.Dir(path) != "/etc/systemd/system" || !strings.HasPrefix(filepath.Base(path), "hardbake-aide-") {
+			continue
+		}
+		p := filepath.Join(units, filepath.Base(path))
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	if len(paths) != 3 {
+		t.Fatalf("want 3 AIDE units in the plan, got %v", paths)
+	}
+	if out, err := exec.Command(analyze, append([]string{"verify"}, paths...)...).CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
 }

@@ -19,7 +19,11 @@ const (
 	idleProfilePath  = "/etc/profile.d/hardbake-idle.sh"
 	modprobePath     = "/etc/modprobe.d/hardbake-blocklist.conf"
 	auditRulesPath   = "/etc/audit/rules.d/90-hardbake.rules"
-	aideUnitPath     = "/etc/systemd/system/" + aideInitUnit
+	aideConfPath     = "/etc/aide/aide.conf"
+	aideInitPath     = "/etc/systemd/system/" + aideInitUnit
+	aideCheckPath    = "/etc/systemd/system/hardbake-aide-check.service"
+	aideTimerPath    = "/etc/systemd/system/" + aideCheckTimer
+	aidePinPath      = "/etc/apt/preferences.d/hardbake-aide"
 	loginDefsPath    = "/etc/login.defs"
 )
 
@@ -47,7 +51,9 @@ func systemPackages(s config.System) []string {
 		pkgs = append(pkgs, "auditd", "acct")
 	}
 	if s.FileIntegrity {
-		pkgs = append(pkgs, "aide", "aide-common")
+		// aide alone: aide-common, which it recommends, is kept out by
+		// aidePin (see there).
+		pkgs = append(pkgs, "aide")
 	}
 	if s.AppArmor {
 		pkgs = append(pkgs, "apparmor")
@@ -55,9 +61,21 @@ func systemPackages(s config.System) []string {
 	return pkgs
 }
 
-// aideInitUnit is started by cloud-init's runcmd after the agent: the
-// database is built from the hardened machine.
-const aideInitUnit = "hardbake-aide-init.service"
+// aideInitUnit and aideCheckTimer are started by cloud-init's runcmd
+// after the agent: the database is built from the hardened machine.
+const (
+	aideInitUnit   = "hardbake-aide-init.service"
+	aideCheckTimer = "hardbake-aide-check.timer"
+)
+
+// aidePin keeps aide-common off the machine. hardbake brings its own AIDE
+// configuration and units; aide-common's postinst registers some 200
+// configuration snippets with ucf (minutes of first boot on a small VPS)
+// and its recommends pull in cron and a mail server (exim4).
+const aidePin = `Package: aide-common
+Pin: release *
+Pin-Priority: -1
+`
 
 // systemMeasures is the plan's System section; nil when the profile asks
 // for none of its measures.
@@ -108,7 +126,14 @@ func systemMeasures(p *config.Profile, r *renderer) (*plan.System, error) {
 		sys.Services = append(sys.Services, "auditd.service", "acct.service")
 	}
 	if s.FileIntegrity {
-		sys.Files = append(sys.Files, r.file(aideUnitPath, 0o644, "aide-init.service.tmpl", profileOnly{name}))
+		// The pin is written in the early stage, before cloud-init installs
+		// packages in its final stage.
+		file(aidePinPath, 0o644, head+": hardbake configures AIDE itself, without aide-common.\n"+aidePin)
+		sys.Files = append(sys.Files,
+			r.file(aideConfPath, 0o600, "aide.conf.tmpl", profileOnly{name}),
+			r.file(aideInitPath, 0o644, "aide-init.service.tmpl", profileOnly{name}),
+			r.file(aideCheckPath, 0o644, "aide-check.service.tmpl", profileOnly{name}),
+			r.file(aideTimerPath, 0o644, "aide-check.timer.tmpl", profileOnly{name}))
 	}
 	// AppArmor has no service to prove here: the package loads its
 	// profiles when it is installed, and apparmor.service (enabled by the

@@ -107,7 +107,7 @@ func userData(p *config.Profile, m *config.Machine, a Agent, planJSON []byte, di
 			"--plan", plan.PlanPath, "--plan-sha256", digest}},
 	}
 	if p.System.FileIntegrity {
-		cc.Runcmd = append(cc.Runcmd, []string{"systemctl", "enable", "--now", "--no-block", aideInitUnit})
+		cc.Runcmd = append(cc.Runcmd, []string{"systemctl", "enable", "--now", "--no-block", aideInitUnit, aideCheckTimer})
 	}
 
 	// The agent's launcher is the first bootcmd entry: it runs before sshd
