@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"hardbake.dev/hardbake/config"
@@ -167,5 +169,46 @@ func TestURLModeFitsSmallestLimit(t *testing.T) {
 	big := render.NewAgent(render.AgentEmbed, "amd64", bin, "")
 	if res := compileExample(t, "baseline", "web-order.yaml", big); len(res.Warnings) == 0 {
 		t.Error("no size warning for a user-data carrying a 2 MiB agent")
+	}
+}
+
+// A mirror replaces the image's sources: without a security source the
+// machine would never see a security update, and Compile says so.
+func TestMirrorWithoutSecurityWarns(t *testing.T) {
+	const warning = "updates.mirror: no security source"
+	cases := []struct {
+		name        string
+		suites      []string
+		securityURL string
+		want        bool
+	}{
+		{"default suites", []string{"$RELEASE", "$RELEASE-updates"}, "", true},
+		{"securityURL", []string{"$RELEASE", "$RELEASE-updates"}, "http://mirror.provider.example/debian-security", false},
+		{"a -security suite", []string{"$RELEASE", "$RELEASE-security"}, "", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := loadProfile(t, "mirror-profile.yaml")
+			p.Updates.Mirror.Suites, p.Updates.Mirror.SecurityURL = c.suites, c.securityURL
+			o, src, err := config.DecodeOrder("o.yaml", []byte("hostname: web1\ninstance_id: i-1\nssh_keys: [\""+testKey(t)+"\"]\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := o.Resolve(p, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := render.Compile(p, m, fakeAgent, render.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := slices.ContainsFunc(res.Warnings, func(w string) bool { return strings.HasPrefix(w, warning) })
+			if got != c.want {
+				t.Errorf("warnings %q: want the security warning %v", res.Warnings, c.want)
+			}
+		})
+	}
+	if res := compileExample(t, "baseline", "web-order.yaml", fakeAgent); len(res.Warnings) != 0 {
+		t.Errorf("baseline (no mirror): warnings %q", res.Warnings)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
+	"strings"
 
 	"hardbake.dev/hardbake/config"
 	"hardbake.dev/hardbake/plan"
@@ -165,8 +167,19 @@ func Compile(p *config.Profile, m *config.Machine, a Agent, opts Options) (*Resu
 			return nil, err
 		}
 	}
-	res.Warnings = SizeWarnings(len(res.UserData))
+	res.Warnings = append(SizeWarnings(len(res.UserData)), profileWarnings(p)...)
 	return res, nil
+}
+
+// profileWarnings name what a valid profile leaves undone that its user
+// would want to know before ordering machines from it.
+func profileWarnings(p *config.Profile) []string {
+	var w []string
+	if m := p.Updates.Mirror; m != nil && m.SecurityURL == "" &&
+		!slices.ContainsFunc(m.Suites, func(s string) bool { return strings.HasSuffix(s, "-security") }) {
+		w = append(w, "updates.mirror: no security source (neither securityURL nor a -security suite): the mirror replaces the image's sources, so the machine gets no security updates")
+	}
+	return w
 }
 
 // Provider limits on user-data size.
