@@ -190,18 +190,7 @@ func TestMirrorWithoutSecurityWarns(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			p := loadProfile(t, "mirror-profile.yaml")
 			p.Updates.Mirror.Suites, p.Updates.Mirror.SecurityURL = c.suites, c.securityURL
-			o, src, err := config.DecodeOrder("o.yaml", []byte("hostname: web1\ninstance_id: i-1\nssh_keys: [\""+testKey(t)+"\"]\n"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := o.Resolve(p, src)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := render.Compile(p, m, fakeAgent, render.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := compileWith(t, p, "hostname: web1\ninstance_id: i-1\nssh_keys: [\""+testKey(t)+"\"]\n")
 			got := slices.ContainsFunc(res.Warnings, func(w string) bool { return strings.HasPrefix(w, warning) })
 			if got != c.want {
 				t.Errorf("warnings %q: want the security warning %v", res.Warnings, c.want)

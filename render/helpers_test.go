@@ -27,7 +27,12 @@ func testKey(t testing.TB) string {
 // compileOrder renders an order given as YAML text with a built-in profile.
 func compileOrder(t testing.TB, profile, orderYAML string) *render.Result {
 	t.Helper()
-	p := loadProfile(t, profile)
+	return compileWith(t, loadProfile(t, profile), orderYAML)
+}
+
+// compileWith renders an order given as YAML text with profile p.
+func compileWith(t testing.TB, p *config.Profile, orderYAML string) *render.Result {
+	t.Helper()
 	o, src, err := config.DecodeOrder("order.yaml", []byte(orderYAML))
 	if err != nil {
 		t.Fatal(err)
