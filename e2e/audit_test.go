@@ -107,7 +107,7 @@ func (sc scenario) fileIntegrity() bool {
 // as Lynis' FINT-4315 does), its init unit and daily timer are enabled,
 // and the apt pin kept aide-common, and with it cron and exim4, away.
 func (g *guest) aideInstalled() error {
-	out, err := g.run("sudo -n aide --config=/etc/aide/aide.conf -D 2>&1 && systemctl is-enabled hardbake-aide-init.service hardbake-aide-check.timer")
+	out, err := g.run("sudo -n aide --config=/etc/aide/aide.conf -D 2>&1 && sudo -n systemctl is-enabled hardbake-aide-init.service hardbake-aide-check.timer")
 	if err != nil {
 		return fmt.Errorf("%w: %s", err, lastLines(out, 5))
 	}
