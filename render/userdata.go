@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 
@@ -217,13 +218,26 @@ func embedChunk(binary []byte) (string, error) {
 	return b.String(), nil
 }
 
+// gzipWriters holds idle BestCompression writers. A new one allocates and
+// zeroes about a megabyte of tables, most of the cost of compressing a
+// plan; Reset makes a used one equivalent to a new one (same level, empty
+// header, no history), so which writer a call gets never changes a byte of
+// output: the pool is a cache of allocations, not state.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, err := gzip.NewWriterLevel(nil, gzip.BestCompression)
+	if err != nil {
+		panic(err) // a constant, valid level
+	}
+	return zw
+}}
+
 // gzipBytes compresses deterministically: no name, no timestamp.
 func gzipBytes(data []byte) ([]byte, error) {
 	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-	if err != nil {
-		return nil, err
-	}
+	buf.Grow(len(data)/2 + 64)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&buf)
 	if _, err := zw.Write(data); err != nil {
 		return nil, fmt.Errorf("gzip agent: %w", err)
 	}
