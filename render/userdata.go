@@ -122,8 +122,9 @@ func userData(p *config.Profile, m *config.Machine, a Agent, planJSON []byte, di
 		cc.Bootcmd = append(cc.Bootcmd, chunk)
 		source = embeddedAgent
 	}
-	cc.Bootcmd = append(cc.Bootcmd, []string{"sh", "-c", templates.Bootcmd(), launcherName,
-		string(a.Kind), source, a.SHA256, planArg, digest})
+	launcher := []string{"sh", "-c", templates.Bootcmd(), launcherName,
+		string(a.Kind), source, a.SHA256, planArgPlaceholder, digest}
+	cc.Bootcmd = append(cc.Bootcmd, launcher)
 
 	if report != nil {
 		// Root-only, beside the plan; write_files runs right after
@@ -168,12 +169,60 @@ func userData(p *config.Profile, m *config.Machine, a Agent, planJSON []byte, di
 	}
 
 	var buf bytes.Buffer
+	buf.Grow(len(planArg) + 8192)
+	buf.WriteString("#cloud-config\n")
+	fmt.Fprintf(&buf, "# hardbake: profile %s, instance %s, plan sha256 %s\n", p.Metadata.Name, m.InstanceID, digest)
+	if err := marshalTo(&buf, cc); err != nil {
+		return nil, fmt.Errorf("user-data: %w", err)
+	}
+	if out, ok := splicePlainScalar(buf.Bytes(), planArgPlaceholder, planArg); ok {
+		return out, nil
+	}
+	// The placeholder is not alone in the document (a profile value
+	// carries it): encode the real argument.
+	launcher[7] = planArg
+	buf.Reset()
 	buf.WriteString("#cloud-config\n")
 	fmt.Fprintf(&buf, "# hardbake: profile %s, instance %s, plan sha256 %s\n", p.Metadata.Name, m.InstanceID, digest)
 	if err := marshalTo(&buf, cc); err != nil {
 		return nil, fmt.Errorf("user-data: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// planArgPlaceholder stands for the plan argument while the user-data is
+// encoded; splicePlainScalar puts the argument in its place. The plan
+// argument is half the user-data's bytes, and the YAML encoder looks at
+// every character of every scalar to choose its style: for this one the
+// choice is known. Like the argument, the placeholder is a plain scalar
+// ("gz:" and base64 characters), so both are written the same way, as
+// the scalar itself with nothing around it on its line.
+const planArgPlaceholder = "gz:HARDBAKEPLANARGUMENTPLACEHOLDER"
+
+// splicePlainScalar replaces the one occurrence of placeholder in doc by
+// value, when value is "gz:" and base64: what yaml.v3 writes as a plain
+// scalar, unquoted, never folded (its line width is unlimited), and
+// never taken for another type. ok is false (and doc untouched) when the
+// placeholder is not there exactly once or value is not of that form.
+func splicePlainScalar(doc []byte, placeholder, value string) (out []byte, ok bool) {
+	b64, found := strings.CutPrefix(value, planArgPrefix)
+	if !found || len(b64) == 0 {
+		return doc, false
+	}
+	for i := 0; i < len(b64); i++ {
+		c := b64[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '=') {
+			return doc, false
+		}
+	}
+	at := bytes.Index(doc, []byte(placeholder))
+	if at < 0 || bytes.Contains(doc[at+len(placeholder):], []byte(placeholder)) {
+		return doc, false
+	}
+	out = make([]byte, 0, len(doc)-len(placeholder)+len(value))
+	out = append(out, doc[:at]...)
+	out = append(out, value...)
+	return append(out, doc[at+len(placeholder):]...), true
 }
 
 // packages lists what the machine installs at first boot, in a fixed order.
