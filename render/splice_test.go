@@ -2,61 +2,92 @@ package render
 
 import (
 	"bytes"
-	"encoding/base64"
 	"math/rand/v2"
 	"testing"
+
+	"hardbake.dev/hardbake/templates"
 )
 
-// TestSplicePlanArg: splicing a plan argument into user-data encoded
-// with the placeholder gives the bytes yaml.v3 writes for the argument
-// itself, for arguments of any length and content PlanArg can produce,
-// and refuses (so the caller encodes the real argument) when the
-// placeholder is not alone in the document.
-func TestSplicePlanArg(t *testing.T) {
+// TestSpliceUserData: the user-data encodeUserData writes by splicing the
+// launcher script and the plan argument into a document encoded with
+// placeholders is the document yaml.v3 writes for the real values: for
+// plan arguments of any length PlanArg makes, with and without an
+// embedded agent's entry before the launcher, and when a profile value
+// carries a placeholder (then nothing is spliced).
+func TestSpliceUserData(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
-	encode := func(arg string, extra ...string) []byte {
-		t.Helper()
-		cc := cloudConfig{
-			Bootcmd:  []any{[]string{"sh", "-c", "echo 1\necho 2\n", launcherName, "seed", "src", "sum", arg, "digest"}},
-			Packages: extra,
+	const header = "#cloud-config\n# test\n"
+	doc := func(embed bool, script, arg string, pkgs ...string) (cloudConfig, []string) {
+		launcher := []string{"sh", "-c", script, launcherName, "seed", "src", "sum", arg, "digest"}
+		cc := cloudConfig{Packages: pkgs, Runcmd: [][]string{{"x"}}}
+		if embed {
+			cc.Bootcmd = append(cc.Bootcmd, "base64 -d > /x <<'E'\nAAAA\nE\n")
 		}
+		cc.Bootcmd = append(cc.Bootcmd, launcher)
+		return cc, launcher
+	}
+	full := func(embed bool, arg string, pkgs ...string) []byte {
+		t.Helper()
+		cc, _ := doc(embed, templates.Bootcmd(), arg, pkgs...)
 		var buf bytes.Buffer
+		buf.WriteString(header)
 		if err := marshalTo(&buf, cc); err != nil {
 			t.Fatal(err)
 		}
 		return buf.Bytes()
 	}
-	for _, n := range []int{1, 2, 3, 4, 5, 57, 58, 1000, 40000} {
+	spliced := func(embed bool, arg string, pkgs ...string) []byte {
+		t.Helper()
+		cc, launcher := doc(embed, launcherScriptPlaceholder, planArgPlaceholder, pkgs...)
+		out, err := encodeUserData(header, cc, launcher, arg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	// Without a placeholder elsewhere, both are spliced (not encoded
+	// after all, which would pass the comparisons below as well).
+	script, err := launcherScriptYAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, embed := range []bool{false, true} {
+		cc, _ := doc(embed, launcherScriptPlaceholder, planArgPlaceholder)
+		var buf bytes.Buffer
+		if err := marshalTo(&buf, cc); err != nil {
+			t.Fatal(err)
+		}
+		out, ok := spliceOnce(buf.Bytes(), launcherScriptAt+launcherScriptPlaceholder+"\n", launcherScriptAt+string(script))
+		if !ok {
+			t.Fatalf("embed %v: the script's placeholder is not where expected:\n%s", embed, buf.Bytes())
+		}
+		if _, ok := splicePlainScalar(out, planArgPlaceholder, "gz:AAAA"); !ok {
+			t.Fatalf("embed %v: the plan argument's placeholder is not alone:\n%s", embed, out)
+		}
+	}
+	for _, n := range []int{0, 1, 2, 3, 57, 58, 1000, 40000} {
 		raw := make([]byte, n)
 		for i := range raw {
 			raw[i] = byte(rng.Uint32())
 		}
-		arg := planArgPrefix + base64.StdEncoding.EncodeToString(raw)
-		got, ok := splicePlainScalar(encode(planArgPlaceholder), planArgPlaceholder, arg)
-		if !ok || !bytes.Equal(got, encode(arg)) {
-			t.Fatalf("%d bytes: spliced %v\n%s\nwant\n%s", n, ok, got, encode(arg))
+		arg, err := PlanArg(raw)
+		if err != nil {
+			t.Fatal(err)
 		}
-		// A plan argument PlanArg made really is one.
-		if pa, err := PlanArg(raw); err != nil || !bytes.Equal(mustSplice(t, encode(planArgPlaceholder), pa), encode(pa)) {
-			t.Fatalf("%d bytes: PlanArg %v", n, err)
+		for _, embed := range []bool{false, true} {
+			if got, want := spliced(embed, arg), full(embed, arg); !bytes.Equal(got, want) {
+				t.Fatalf("%d bytes, embed %v: spliced\n%s\nwant\n%s", n, embed, got, want)
+			}
+			for _, p := range []string{planArgPlaceholder, launcherScriptPlaceholder} {
+				if got, want := spliced(embed, arg, p), full(embed, arg, p); !bytes.Equal(got, want) {
+					t.Fatalf("%d bytes, embed %v, a package named %s: spliced\n%s\nwant\n%s", n, embed, p, got, want)
+				}
+			}
 		}
-	}
-	doc := encode(planArgPlaceholder, planArgPlaceholder)
-	if _, ok := splicePlainScalar(doc, planArgPlaceholder, "gz:AAAA"); ok {
-		t.Fatal("spliced into a document that holds the placeholder twice")
 	}
 	for _, bad := range []string{"", "gz:", "AAAA", "gz:AA AA", "gz:AA\nAA", "gz:AA#AA", "gz:AA: AA"} {
-		if _, ok := splicePlainScalar(encode(planArgPlaceholder), planArgPlaceholder, bad); ok {
+		if _, ok := splicePlainScalar([]byte("- "+planArgPlaceholder+"\n"), planArgPlaceholder, bad); ok {
 			t.Errorf("spliced %q, which is not gz: and base64", bad)
 		}
 	}
-}
-
-func mustSplice(t *testing.T, doc []byte, arg string) []byte {
-	t.Helper()
-	out, ok := splicePlainScalar(doc, planArgPlaceholder, arg)
-	if !ok {
-		t.Fatalf("cannot splice %.20q…", arg)
-	}
-	return out
 }

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -122,7 +123,7 @@ func userData(p *config.Profile, m *config.Machine, a Agent, planJSON []byte, di
 		cc.Bootcmd = append(cc.Bootcmd, chunk)
 		source = embeddedAgent
 	}
-	launcher := []string{"sh", "-c", templates.Bootcmd(), launcherName,
+	launcher := []string{"sh", "-c", launcherScriptPlaceholder, launcherName,
 		string(a.Kind), source, a.SHA256, planArgPlaceholder, digest}
 	cc.Bootcmd = append(cc.Bootcmd, launcher)
 
@@ -168,26 +169,85 @@ func userData(p *config.Profile, m *config.Machine, a Agent, planJSON []byte, di
 		cc.Apt = &aptConfig{PreserveSourcesList: false, SourcesList: list}
 	}
 
+	header := fmt.Sprintf("#cloud-config\n# hardbake: profile %s, instance %s, plan sha256 %s\n", p.Metadata.Name, m.InstanceID, digest)
+	out, err := encodeUserData(header, cc, launcher, planArg)
+	if err != nil {
+		return nil, fmt.Errorf("user-data: %w", err)
+	}
+	return out, nil
+}
+
+// encodeUserData writes the user-data: header, then cc, whose launcher
+// entry holds the placeholders for the script and the plan argument.
+// Those two are most of the bytes, and the YAML encoder looks at every
+// character of every scalar to choose its style; for these two the
+// outcome is known, so they are spliced into the encoded document. The
+// bytes are those of encoding the real values (TestSpliceUserData, the
+// golden files); when a placeholder is not where and as often as
+// expected (a profile value carries one), the real values are encoded.
+func encodeUserData(header string, cc cloudConfig, launcher []string, planArg string) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(len(planArg) + 8192)
-	buf.WriteString("#cloud-config\n")
-	fmt.Fprintf(&buf, "# hardbake: profile %s, instance %s, plan sha256 %s\n", p.Metadata.Name, m.InstanceID, digest)
+	buf.WriteString(header)
 	if err := marshalTo(&buf, cc); err != nil {
-		return nil, fmt.Errorf("user-data: %w", err)
+		return nil, err
 	}
-	if out, ok := splicePlainScalar(buf.Bytes(), planArgPlaceholder, planArg); ok {
-		return out, nil
+	if script, err := launcherScriptYAML(); err == nil {
+		out, ok := spliceOnce(buf.Bytes(), launcherScriptAt+launcherScriptPlaceholder+"\n", launcherScriptAt+string(script))
+		if ok {
+			if out, ok = splicePlainScalar(out, planArgPlaceholder, planArg); ok {
+				return out, nil
+			}
+		}
 	}
-	// The placeholder is not alone in the document (a profile value
-	// carries it): encode the real argument.
-	launcher[7] = planArg
+	launcher[2], launcher[7] = templates.Bootcmd(), planArg
 	buf.Reset()
-	buf.WriteString("#cloud-config\n")
-	fmt.Fprintf(&buf, "# hardbake: profile %s, instance %s, plan sha256 %s\n", p.Metadata.Name, m.InstanceID, digest)
+	buf.WriteString(header)
 	if err := marshalTo(&buf, cc); err != nil {
-		return nil, fmt.Errorf("user-data: %w", err)
+		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// launcherScriptPlaceholder stands for the launcher script while the
+// user-data is encoded. The script is the same in every user-data, and
+// so is its place: the third item of a bootcmd entry, after the line
+// launcherScriptAt ends with. yaml.v3 writes it there as a literal block
+// (launcherScriptYAML), the same bytes every time.
+const (
+	launcherScriptPlaceholder = "HARDBAKELAUNCHERSCRIPTPLACEHOLDER"
+	launcherScriptAt          = "\n    - -c\n    - "
+)
+
+// launcherScriptYAML is the launcher script as yaml.v3 writes it after
+// launcherScriptAt: the literal block from its "|" to the end of its last
+// line. Made once: the script is a constant.
+var launcherScriptYAML = sync.OnceValues(func() ([]byte, error) {
+	const end = "HARDBAKEEND"
+	var buf bytes.Buffer
+	if err := marshalTo(&buf, cloudConfig{Bootcmd: []any{[]string{"sh", "-c", templates.Bootcmd(), end}}}); err != nil {
+		return nil, err
+	}
+	doc := buf.Bytes()
+	i := bytes.Index(doc, []byte(launcherScriptAt))
+	j := bytes.Index(doc, []byte("\n    - "+end+"\n"))
+	if i < 0 || j < i+len(launcherScriptAt) || doc[i+len(launcherScriptAt)] != '|' {
+		return nil, errors.New("launcher script: not a literal block where expected")
+	}
+	return doc[i+len(launcherScriptAt) : j+1], nil
+})
+
+// spliceOnce replaces the one occurrence of old in doc by new; ok is
+// false (doc untouched) when old is not there exactly once.
+func spliceOnce(doc []byte, old, new string) (out []byte, ok bool) {
+	at := bytes.Index(doc, []byte(old))
+	if at < 0 || bytes.Contains(doc[at+len(old):], []byte(old)) {
+		return doc, false
+	}
+	out = make([]byte, 0, len(doc)-len(old)+len(new))
+	out = append(out, doc[:at]...)
+	out = append(out, new...)
+	return append(out, doc[at+len(old):]...), true
 }
 
 // planArgPlaceholder stands for the plan argument while the user-data is
@@ -215,14 +275,7 @@ func splicePlainScalar(doc []byte, placeholder, value string) (out []byte, ok bo
 			return doc, false
 		}
 	}
-	at := bytes.Index(doc, []byte(placeholder))
-	if at < 0 || bytes.Contains(doc[at+len(placeholder):], []byte(placeholder)) {
-		return doc, false
-	}
-	out = make([]byte, 0, len(doc)-len(placeholder)+len(value))
-	out = append(out, doc[:at]...)
-	out = append(out, value...)
-	return append(out, doc[at+len(placeholder):]...), true
+	return spliceOnce(doc, placeholder, value)
 }
 
 // packages lists what the machine installs at first boot, in a fixed order.
