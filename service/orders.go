@@ -397,11 +397,14 @@ func (s *Server) profile(ctx context.Context, name string, rev int) (ProfileRevi
 			s.profiles.noteLatest(name, latest)
 			return c.rev, c.prof, nil
 		}
-		pr, prof, err := s.profile(ctx, name, latest)
-		if err == nil && pr.SHA256 == sum {
-			s.profiles.noteLatest(name, latest)
-		}
-		return pr, prof, err
+		// Read it (below) even if a revision of that number is cached:
+		// its document is not the one cached.
+		rev = latest
+		defer func() {
+			if c, ok := s.profiles.get(name, latest); ok && c.rev.SHA256 == sum {
+				s.profiles.noteLatest(name, latest)
+			}
+		}()
 	} else if c, ok := s.profiles.get(name, rev); ok {
 		return c.rev, c.prof, nil
 	}
