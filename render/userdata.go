@@ -5,8 +5,10 @@ import (
 	"compress/gzip"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 
@@ -121,8 +123,9 @@ func userData(p *config.Profile, m *config.Machine, a Agent, planJSON []byte, di
 		cc.Bootcmd = append(cc.Bootcmd, chunk)
 		source = embeddedAgent
 	}
-	cc.Bootcmd = append(cc.Bootcmd, []string{"sh", "-c", templates.Bootcmd(), launcherName,
-		string(a.Kind), source, a.SHA256, planArg, digest})
+	launcher := []string{"sh", "-c", launcherScriptPlaceholder, launcherName,
+		string(a.Kind), source, a.SHA256, planArgPlaceholder, digest}
+	cc.Bootcmd = append(cc.Bootcmd, launcher)
 
 	if report != nil {
 		// Root-only, beside the plan; write_files runs right after
@@ -166,13 +169,113 @@ func userData(p *config.Profile, m *config.Machine, a Agent, planJSON []byte, di
 		cc.Apt = &aptConfig{PreserveSourcesList: false, SourcesList: list}
 	}
 
-	var buf bytes.Buffer
-	buf.WriteString("#cloud-config\n")
-	fmt.Fprintf(&buf, "# hardbake: profile %s, instance %s, plan sha256 %s\n", p.Metadata.Name, m.InstanceID, digest)
-	if err := marshalTo(&buf, cc); err != nil {
+	header := fmt.Sprintf("#cloud-config\n# hardbake: profile %s, instance %s, plan sha256 %s\n", p.Metadata.Name, m.InstanceID, digest)
+	out, err := encodeUserData(header, cc, launcher, planArg)
+	if err != nil {
 		return nil, fmt.Errorf("user-data: %w", err)
 	}
+	return out, nil
+}
+
+// encodeUserData writes the user-data: header, then cc, whose launcher
+// entry holds the placeholders for the script and the plan argument.
+// Those two are most of the bytes, and the YAML encoder looks at every
+// character of every scalar to choose its style; for these two the
+// outcome is known, so they are spliced into the encoded document. The
+// bytes are those of encoding the real values (TestSpliceUserData, the
+// golden files); when a placeholder is not where and as often as
+// expected (a profile value carries one), the real values are encoded.
+func encodeUserData(header string, cc cloudConfig, launcher []string, planArg string) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(len(planArg) + 8192)
+	buf.WriteString(header)
+	if err := marshalTo(&buf, cc); err != nil {
+		return nil, err
+	}
+	if script, err := launcherScriptYAML(); err == nil {
+		out, ok := spliceOnce(buf.Bytes(), launcherScriptAt+launcherScriptPlaceholder+"\n", launcherScriptAt+string(script))
+		if ok {
+			if out, ok = splicePlainScalar(out, planArgPlaceholder, planArg); ok {
+				return out, nil
+			}
+		}
+	}
+	launcher[2], launcher[7] = templates.Bootcmd(), planArg
+	buf.Reset()
+	buf.WriteString(header)
+	if err := marshalTo(&buf, cc); err != nil {
+		return nil, err
+	}
 	return buf.Bytes(), nil
+}
+
+// launcherScriptPlaceholder stands for the launcher script while the
+// user-data is encoded. The script is the same in every user-data, and
+// so is its place: the third item of a bootcmd entry, after the line
+// launcherScriptAt ends with. yaml.v3 writes it there as a literal block
+// (launcherScriptYAML), the same bytes every time.
+const (
+	launcherScriptPlaceholder = "HARDBAKELAUNCHERSCRIPTPLACEHOLDER"
+	launcherScriptAt          = "\n    - -c\n    - "
+)
+
+// launcherScriptYAML is the launcher script as yaml.v3 writes it after
+// launcherScriptAt: the literal block from its "|" to the end of its last
+// line. Made once: the script is a constant.
+var launcherScriptYAML = sync.OnceValues(func() ([]byte, error) {
+	const end = "HARDBAKEEND"
+	var buf bytes.Buffer
+	if err := marshalTo(&buf, cloudConfig{Bootcmd: []any{[]string{"sh", "-c", templates.Bootcmd(), end}}}); err != nil {
+		return nil, err
+	}
+	doc := buf.Bytes()
+	i := bytes.Index(doc, []byte(launcherScriptAt))
+	j := bytes.Index(doc, []byte("\n    - "+end+"\n"))
+	if i < 0 || j < i+len(launcherScriptAt) || doc[i+len(launcherScriptAt)] != '|' {
+		return nil, errors.New("launcher script: not a literal block where expected")
+	}
+	return doc[i+len(launcherScriptAt) : j+1], nil
+})
+
+// spliceOnce replaces the one occurrence of old in doc by new; ok is
+// false (doc untouched) when old is not there exactly once.
+func spliceOnce(doc []byte, old, new string) (out []byte, ok bool) {
+	at := bytes.Index(doc, []byte(old))
+	if at < 0 || bytes.Contains(doc[at+len(old):], []byte(old)) {
+		return doc, false
+	}
+	out = make([]byte, 0, len(doc)-len(old)+len(new))
+	out = append(out, doc[:at]...)
+	out = append(out, new...)
+	return append(out, doc[at+len(old):]...), true
+}
+
+// planArgPlaceholder stands for the plan argument while the user-data is
+// encoded; splicePlainScalar puts the argument in its place. The plan
+// argument is half the user-data's bytes, and the YAML encoder looks at
+// every character of every scalar to choose its style: for this one the
+// choice is known. Like the argument, the placeholder is a plain scalar
+// ("gz:" and base64 characters), so both are written the same way, as
+// the scalar itself with nothing around it on its line.
+const planArgPlaceholder = "gz:HARDBAKEPLANARGUMENTPLACEHOLDER"
+
+// splicePlainScalar replaces the one occurrence of placeholder in doc by
+// value, when value is "gz:" and base64: what yaml.v3 writes as a plain
+// scalar, unquoted, never folded (its line width is unlimited), and
+// never taken for another type. ok is false (and doc untouched) when the
+// placeholder is not there exactly once or value is not of that form.
+func splicePlainScalar(doc []byte, placeholder, value string) (out []byte, ok bool) {
+	b64, found := strings.CutPrefix(value, planArgPrefix)
+	if !found || len(b64) == 0 {
+		return doc, false
+	}
+	for i := 0; i < len(b64); i++ {
+		c := b64[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '=') {
+			return doc, false
+		}
+	}
+	return spliceOnce(doc, placeholder, value)
 }
 
 // packages lists what the machine installs at first boot, in a fixed order.
@@ -217,13 +320,26 @@ func embedChunk(binary []byte) (string, error) {
 	return b.String(), nil
 }
 
+// gzipWriters holds idle BestCompression writers. A new one allocates and
+// zeroes about a megabyte of tables, most of the cost of compressing a
+// plan; Reset makes a used one equivalent to a new one (same level, empty
+// header, no history), so which writer a call gets never changes a byte of
+// output: the pool is a cache of allocations, not state.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, err := gzip.NewWriterLevel(nil, gzip.BestCompression)
+	if err != nil {
+		panic(err) // a constant, valid level
+	}
+	return zw
+}}
+
 // gzipBytes compresses deterministically: no name, no timestamp.
 func gzipBytes(data []byte) ([]byte, error) {
 	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-	if err != nil {
-		return nil, err
-	}
+	buf.Grow(len(data)/2 + 64)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&buf)
 	if _, err := zw.Write(data); err != nil {
 		return nil, fmt.Errorf("gzip agent: %w", err)
 	}

@@ -4,6 +4,7 @@ package service
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"hardbake.dev/hardbake/config"
 )
 
 func TestProfiles(t *testing.T) {
@@ -646,4 +649,65 @@ func TestConcurrentOrders(t *testing.T) {
 	if len(page.Orders) != 9 {
 		t.Fatalf("%d orders stored, want 9", len(page.Orders))
 	}
+}
+
+// TestOrderLatestRevisionElsewhere: "the latest revision" of a profile can
+// change on another node of a cluster (here: written to the store behind
+// the service's back). An order is always made from, and judged by, the
+// revision that is the latest when it is stored, whatever this node saw
+// before: refusals and successes alike.
+func TestOrderLatestRevisionElsewhere(t *testing.T) {
+	e := newEnv(t)
+	e.putBaseline()
+	key := sshKey(t)
+	if o := e.createOrder(orderBody(t, "el-1", key, "")); o.ProfileRevision != 1 {
+		t.Fatalf("revision %d, want 1", o.ProfileRevision)
+	}
+	nopasswd := baselineDoc(t)
+	passwd := bytes.Replace(nopasswd, []byte("sudo: nopasswd"), []byte("sudo: password"), 1)
+	if bytes.Equal(passwd, nopasswd) {
+		t.Fatal("the baseline profile has no sudo: nopasswd to change")
+	}
+	elsewhere := func(doc []byte, rev int64) {
+		t.Helper()
+		p, created, err := e.store.PutProfile(context.Background(), "baseline", "application/yaml", doc)
+		if err != nil || !created || p.Revision != rev {
+			t.Fatalf("put revision %d elsewhere: %+v %v %v", rev, p, created, err)
+		}
+	}
+	hash := `, "admin_password_hash": "$6$saltsalt$abcdefghijklmnopqrstuv"`
+	check := func(cid, extra string, status, rev int, code string) {
+		t.Helper()
+		r := e.op("POST", "/v1/orders", orderBody(t, cid, key, extra))
+		want(t, r, status)
+		if status == http.StatusCreated {
+			var o OrderResponse
+			r.json(t, &o)
+			if o.ProfileRevision != rev {
+				t.Fatalf("%s: revision %d, want %d", cid, o.ProfileRevision, rev)
+			}
+			return
+		}
+		if d := r.errBody(t).Diagnostics; len(d) != 1 || d[0].Code != code {
+			t.Fatalf("%s: diagnostics %+v, want one %s", cid, d, code)
+		}
+	}
+	// Revision 2 wants a password hash: valid under 1, refused under 2.
+	elsewhere(passwd, 2)
+	check("el-2", "", http.StatusUnprocessableEntity, 0, string(config.CodeRequired))
+	check("el-3", hash, http.StatusCreated, 2, "")
+	// Revision 3 refuses one.
+	elsewhere(nopasswd, 3)
+	check("el-4", hash, http.StatusUnprocessableEntity, 0, string(config.CodeIgnoredField))
+	check("el-5", "", http.StatusCreated, 3, "")
+	// A retry of an order made from an older revision is still that order.
+	r := e.op("POST", "/v1/orders", orderBody(t, "el-1", key, ""))
+	want(t, r, http.StatusOK)
+	var o OrderResponse
+	if r.json(t, &o); o.ProfileRevision != 1 {
+		t.Fatalf("retry: revision %d, want 1", o.ProfileRevision)
+	}
+	// Refused under the revision this node saw last (3), valid under 4.
+	elsewhere(passwd, 4)
+	check("el-6", hash, http.StatusCreated, 4, "")
 }

@@ -50,6 +50,7 @@ func mapErr(err error) error {
 		{store.ErrInvalidTransition, ErrTransition},
 		{store.ErrRevoked, ErrRevoked},
 		{store.ErrInvalid, ErrInvalid},
+		{store.ErrStale, ErrStale},
 	} {
 		if errors.Is(err, m.from) {
 			return fmt.Errorf("%w (%w)", m.to, err)
@@ -111,7 +112,7 @@ func (d DQLite) CreateOrder(ctx context.Context, o NewOrder) (Order, bool, error
 	}
 	n := store.NewOrder{
 		ID: o.ID, ClientOrderID: o.ClientOrderID, Request: req,
-		ProfileName: o.Profile, ProfileRevision: int64(o.ProfileRevision),
+		ProfileName: o.Profile, ProfileRevision: int64(o.ProfileRevision), IfLatest: o.IfLatest,
 		UserData: o.Files["user-data"], MetaData: o.Files["meta-data"], NetworkConfig: o.Files["network-config"],
 		ReportKey: o.ReportKey, EdgeTarget: o.EdgeTarget,
 	}
@@ -120,6 +121,13 @@ func (d DQLite) CreateOrder(ctx context.Context, o NewOrder) (Order, bool, error
 		return Order{}, false, errors.New("order request hash and token hash must be sha256")
 	}
 	copy(n.RequestSHA256[:], sum)
+	if o.IfLatest {
+		psum, err := hex.DecodeString(o.ProfileSHA256)
+		if err != nil || len(psum) != 32 {
+			return Order{}, false, errors.New("profile sha256 must be 64 hex digits")
+		}
+		copy(n.ProfileSHA256[:], psum)
+	}
 	copy(n.TokenHash[:], o.TokenHash)
 	res, err := d.S.CreateOrder(ctx, n)
 	if err != nil {

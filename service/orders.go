@@ -177,11 +177,21 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) *apiError {
 	if err != nil {
 		return internal(err)
 	}
-	no, aerr := s.prepareOrder(r, id, req, body)
+	no, aerr := s.prepareOrder(r, id, req, body, true)
 	if aerr != nil {
 		return aerr
 	}
 	ord, created, err := s.cfg.Store.CreateOrder(r.Context(), *no.order)
+	if errors.Is(err, ErrStale) {
+		// The profile has a newer revision than this node last saw:
+		// render again for the one the database names (nothing was
+		// stored). That insert is not conditional, as without the hint.
+		s.profiles.forgetLatest(no.order.Profile)
+		if no, aerr = s.prepareOrder(r, id, req, body, false); aerr != nil {
+			return aerr
+		}
+		ord, created, err = s.cfg.Store.CreateOrder(r.Context(), *no.order)
+	}
 	if errors.Is(err, ErrConflict) {
 		return errorf(http.StatusConflict, "client_order_id %q is taken by an order with a different request", req.ClientOrderID)
 	}
@@ -212,7 +222,30 @@ type preparedOrder struct {
 
 // prepareOrder validates the request with the CLI's code and renders the
 // order's files.
-func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, body []byte) (*preparedOrder, *apiError) {
+//
+// For "the latest revision" of a profile, with useHint, it renders for the
+// revision this node last read as the latest (profileCache.latest), without
+// reading the database, and marks the order IfLatest: the store's INSERT
+// then checks that the revision is still the latest, with the same
+// SHA-256, and stores nothing otherwise (ErrStale; the caller renders
+// again without the hint). So a stale hint can cost a render, never an
+// order made from an old revision; this saves a database round trip per
+// order. Any refusal made under the hint is made again without it, so a
+// client never reads diagnostics against a revision that is not the latest.
+func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, body []byte, useHint bool) (*preparedOrder, *apiError) {
+	if useHint {
+		no, hinted, aerr := s.prepareOrderAs(r, id, req, body, true)
+		if aerr == nil || !hinted {
+			return no, aerr
+		}
+	}
+	no, _, aerr := s.prepareOrderAs(r, id, req, body, false)
+	return no, aerr
+}
+
+// prepareOrderAs is prepareOrder, one attempt; hinted says whether it used
+// the hint.
+func (s *Server) prepareOrderAs(r *http.Request, id string, req *OrderRequest, body []byte, useHint bool) (no *preparedOrder, hinted bool, aerr *apiError) {
 	// Where each key is in the body: needed only for diagnostics, so
 	// a valid request never pays for it.
 	positions := sync.OnceValue(func() map[string]config.Pos { return bodyPositions(body) })
@@ -251,7 +284,11 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 	var pr ProfileRevision
 	if perr == "" {
 		var err error
-		pr, prof, err = s.profile(r.Context(), name, rev)
+		if c, ok := s.profiles.latest(name); ok && useHint && rev == 0 {
+			pr, prof, hinted = c.rev, c.prof, true
+		} else {
+			pr, prof, err = s.profile(r.Context(), name, rev)
+		}
 		var fe profileDiags
 		switch {
 		case errors.Is(err, ErrNotFound) && rev > 0:
@@ -261,7 +298,7 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 		case errors.As(err, &fe):
 			diags = append(diags, fe...)
 		case err != nil:
-			return nil, storeError(err, "profile")
+			return nil, hinted, storeError(err, "profile")
 		}
 	}
 	// The order's own fields go through config exactly as an order file
@@ -269,10 +306,10 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 	doc, _ := json.Marshal(orderFields{req.Hostname, req.InstanceID, req.AdminUser, req.AdminPasswordHash, req.SSHKeys, req.SSHPort, req.Allow})
 	ord, src, err := config.DecodeOrder("request", doc)
 	if err != nil {
-		return nil, s.invalid(append(diags, diagnosticsOf(err, "request", positions())...), err)
+		return nil, hinted, s.invalid(append(diags, diagnosticsOf(err, "request", positions())...), err)
 	}
 	if prof == nil {
-		return nil, s.invalid(diags, nil)
+		return nil, hinted, s.invalid(diags, nil)
 	}
 	if len(diags) > 0 {
 		// Resolve the order anyway (when it can be) so one answer
@@ -280,11 +317,11 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 		if _, err := ord.Resolve(prof, src); err != nil {
 			diags = append(diags, diagnosticsOf(err, "request", positions())...)
 		}
-		return nil, s.invalid(diags, nil)
+		return nil, hinted, s.invalid(diags, nil)
 	}
 	agent := s.resolved[req.Agent+"/"+req.Arch]
 	if agent == nil {
-		return nil, internal(fmt.Errorf("no resolved agent %s for %s", req.Agent, req.Arch))
+		return nil, hinted, internal(fmt.Errorf("no resolved agent %s for %s", req.Agent, req.Arch))
 	}
 	// bake is the CLI's own path from profile and order to seed: the
 	// same resolution and rendering as `hardbake iso`, with the agent
@@ -298,15 +335,15 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 	})
 	if err != nil {
 		if d := diagnosticsOf(err, "request", positions()); d != nil {
-			return nil, s.invalid(d, nil)
+			return nil, hinted, s.invalid(d, nil)
 		}
 		var be *bake.InputError
 		if errors.As(err, &be) {
 			// The service checked its agents at start: a refusal here is
 			// its own fault, not the client's.
-			return nil, internal(fmt.Errorf("agent for order: %w", err))
+			return nil, hinted, internal(fmt.Errorf("agent for order: %w", err))
 		}
-		return nil, internal(fmt.Errorf("render order: %w", err))
+		return nil, hinted, internal(fmt.Errorf("render order: %w", err))
 	}
 	m := res.Machine
 	files := map[string][]byte{}
@@ -316,13 +353,13 @@ func (s *Server) prepareOrder(r *http.Request, id string, req *OrderRequest, bod
 	canon, hash := req.canonical()
 	return &preparedOrder{order: &NewOrder{
 		ID: id, ClientOrderID: req.ClientOrderID, RequestHash: hash, Request: canon,
-		Profile: pr.Name, ProfileRevision: pr.Revision,
+		Profile: pr.Name, ProfileRevision: pr.Revision, IfLatest: hinted, ProfileSHA256: pr.SHA256,
 		Hostname: m.Hostname, InstanceID: m.InstanceID,
 		AgentKind: string(agent.Kind), AgentArch: agent.Arch, AgentSHA256: agent.SHA256,
 		PlanDigest: res.PlanDigest, SSHPort: res.SSHPort,
 		TokenHash: TokenHash(s.cfg.Secrets.Token(id)), ReportKey: s.cfg.Secrets.ReportKey(id),
 		Files: files, CreatedAt: s.now().UTC(), EdgeTarget: edgeTargetJSON(req.EdgeTarget),
-	}, warnings: res.Warnings}, nil
+	}, warnings: res.Warnings}, hinted, nil
 }
 
 func edgeTargetJSON(t *EdgeTarget) []byte {
@@ -357,9 +394,17 @@ func (s *Server) profile(ctx context.Context, name string, rev int) (ProfileRevi
 			return ProfileRevision{}, nil, err
 		}
 		if c, ok := s.profiles.get(name, latest); ok && c.rev.SHA256 == sum {
+			s.profiles.noteLatest(name, latest)
 			return c.rev, c.prof, nil
 		}
+		// Read it (below) even if a revision of that number is cached:
+		// its document is not the one cached.
 		rev = latest
+		defer func() {
+			if c, ok := s.profiles.get(name, latest); ok && c.rev.SHA256 == sum {
+				s.profiles.noteLatest(name, latest)
+			}
+		}()
 	} else if c, ok := s.profiles.get(name, rev); ok {
 		return c.rev, c.prof, nil
 	}

@@ -57,6 +57,10 @@ func (s *Server) putProfile(w http.ResponseWriter, r *http.Request) *apiError {
 	if err != nil {
 		return storeError(err, "profile")
 	}
+	if created {
+		// Orders need not find out from a failed insert (ErrStale).
+		s.profiles.forgetLatest(name)
+	}
 	rev.Doc = nil
 	if !created {
 		writeJSON(w, http.StatusOK, profileResponse(rev))

@@ -98,10 +98,14 @@ func (c *isoCache) drop(id string) {
 	}
 }
 
-// profileCache holds decoded profile revisions.
+// profileCache holds decoded profile revisions, and for each profile
+// name the revision this node last read as its latest: a hint only, since
+// another node can add a revision at any time. prepareOrder renders with
+// it and has the store check it in the order's own INSERT.
 type profileCache struct {
-	mu    sync.Mutex
-	items map[string]cachedProfile
+	mu        sync.Mutex
+	items     map[string]cachedProfile
+	latestRev map[string]int
 }
 
 type cachedProfile struct {
@@ -113,7 +117,9 @@ type cachedProfile struct {
 // are few, and decoding one again costs under a millisecond).
 const maxCachedProfiles = 256
 
-func newProfileCache() *profileCache { return &profileCache{items: map[string]cachedProfile{}} }
+func newProfileCache() *profileCache {
+	return &profileCache{items: map[string]cachedProfile{}, latestRev: map[string]int{}}
+}
 
 func profileKey(name string, rev int) string { return fmt.Sprintf("%s@%d", name, rev) }
 
@@ -129,6 +135,36 @@ func (c *profileCache) put(rev ProfileRevision, prof *config.Profile) {
 	defer c.mu.Unlock()
 	if len(c.items) >= maxCachedProfiles {
 		clear(c.items)
+		clear(c.latestRev)
 	}
 	c.items[profileKey(rev.Name, rev.Revision)] = cachedProfile{rev, prof}
+}
+
+// latest returns the cached revision last noted as name's latest.
+func (c *profileCache) latest(name string) (cachedProfile, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rev, ok := c.latestRev[name]
+	if !ok {
+		return cachedProfile{}, false
+	}
+	p, ok := c.items[profileKey(name, rev)]
+	return p, ok
+}
+
+// noteLatest records that the database named rev as name's latest
+// revision (a cached one).
+func (c *profileCache) noteLatest(name string, rev int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.latestRev[name] < rev {
+		c.latestRev[name] = rev
+	}
+}
+
+// forgetLatest drops name's hint: a newer revision exists.
+func (c *profileCache) forgetLatest(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.latestRev, name)
 }

@@ -34,6 +34,7 @@ var (
 	ErrTransition = errors.New("transition") // status change not allowed from the current status
 	ErrRevoked    = errors.New("revoked")    // the order was cancelled: its URLs and report key open nothing
 	ErrInvalid    = errors.New("invalid")    // a malformed argument, e.g. a cursor this service never gave out
+	ErrStale      = errors.New("stale")      // NewOrder.IfLatest: its profile revision is no longer the latest
 )
 
 // ProfileRevision is one immutable revision of a named profile.
@@ -54,17 +55,23 @@ type NewOrder struct {
 	Request         []byte // the canonical request (JSON)
 	Profile         string
 	ProfileRevision int
-	Hostname        string
-	InstanceID      string
-	AgentKind       string
-	AgentArch       string
-	AgentSHA256     string
-	PlanDigest      string
-	SSHPort         int
-	TokenHash       []byte // sha256 of the NoCloud-Net token; the token itself is never stored
-	ReportKey       []byte // the key the machine signs its report with
-	Files           map[string][]byte
-	CreatedAt       time.Time
+	// IfLatest: the order was rendered for what the service took to be
+	// the profile's latest revision, without reading it; CreateOrder
+	// stores it only if ProfileRevision is still the latest and hashes to
+	// ProfileSHA256, else ErrStale and nothing is stored.
+	IfLatest      bool
+	ProfileSHA256 string
+	Hostname      string
+	InstanceID    string
+	AgentKind     string
+	AgentArch     string
+	AgentSHA256   string
+	PlanDigest    string
+	SSHPort       int
+	TokenHash     []byte // sha256 of the NoCloud-Net token; the token itself is never stored
+	ReportKey     []byte // the key the machine signs its report with
+	Files         map[string][]byte
+	CreatedAt     time.Time
 	// EdgeTarget is the request's edge_target (JSON), nil when none.
 	EdgeTarget []byte
 }

@@ -268,3 +268,65 @@ func TestCreateQueueAbandoned(t *testing.T) {
 		t.Fatalf("counts %v %v, want only the last order", counts, err)
 	}
 }
+
+// TestCreateIfLatest: a create made for the profile's latest revision
+// (IfLatest) is stored only while that revision is the latest and has the
+// SHA-256 the caller saw; otherwise ErrStale, nothing written, alone or in
+// a batch, and a retry of an order stored before still finds it.
+func TestCreateIfLatest(t *testing.T) {
+	s := openStore(t, Config{})
+	ctx := ctxT(t)
+	p1 := mustPutProfile(t, s, "web", "a: 1\n")
+	latest := func(n NewOrder, p Profile) NewOrder {
+		n.IfLatest, n.ProfileRevision, n.ProfileSHA256 = true, p.Revision, p.SHA256
+		return n
+	}
+	first := latest(newOrder(p1, "l-1", "h"), p1)
+	mustCreate(t, s, first)
+
+	wrongSum := latest(newOrder(p1, "l-2", "h"), p1)
+	wrongSum.ProfileSHA256[0] ^= 1
+	if _, err := s.CreateOrder(ctx, wrongSum); !errors.Is(err, ErrStale) {
+		t.Fatalf("another SHA-256: err = %v, want ErrStale", err)
+	}
+
+	p2 := mustPutProfile(t, s, "web", "a: 2\n")
+	stale := latest(newOrder(p1, "l-3", "h"), p1)
+	if _, err := s.CreateOrder(ctx, stale); !errors.Is(err, ErrStale) {
+		t.Fatalf("older revision: err = %v, want ErrStale", err)
+	}
+	// The same order pinned to revision 1 (IfLatest unset) is fine.
+	pinned := newOrder(p1, "l-4", "h")
+	mustCreate(t, s, pinned)
+	// A retry of the first order finds it, though revision 1 is no longer
+	// the latest; with another body it is still a conflict.
+	r, err := s.CreateOrder(ctx, latest(newOrder(p1, "l-1", "h"), p1))
+	if err != nil || !r.Existed || r.Order.ID != first.ID {
+		t.Fatalf("retry: %+v %v", r, err)
+	}
+	if _, err := s.CreateOrder(ctx, latest(newOrder(p2, "l-1", "other"), p2)); !errors.Is(err, ErrConflict) {
+		t.Fatalf("retry with another body: err = %v, want ErrConflict", err)
+	}
+	// A missing revision is not the latest either.
+	missing := latest(newOrder(p2, "l-5", "h"), p2)
+	missing.ProfileRevision = 9
+	if _, err := s.CreateOrder(ctx, missing); !errors.Is(err, ErrStale) || errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing revision: err = %v, want ErrStale", err)
+	}
+
+	// In one batch: the stale create fails alone, the others are stored.
+	sizes := recordBatches(s)
+	orders := []NewOrder{latest(newOrder(p2, "b-1", "h"), p2), latest(newOrder(p1, "b-2", "h"), p1), latest(newOrder(p2, "b-3", "h"), p2)}
+	_, errs := holdBatch(t, s, ctx, orders)
+	if errs[0] != nil || !errors.Is(errs[1], ErrStale) || errs[2] != nil {
+		t.Fatalf("batch: %v", errs)
+	}
+	if got := sizes(); len(got) != 1 || got[0] != 3 {
+		t.Fatalf("batches %v, want one of 3", got)
+	}
+	for cid, want := range map[string]error{"l-2": ErrNotFound, "l-3": ErrNotFound, "l-5": ErrNotFound, "b-2": ErrNotFound, "l-4": nil, "b-1": nil, "b-3": nil} {
+		if _, err := s.OrderByClientOrderID(ctx, cid); !errors.Is(err, want) && !(want == nil && err == nil) {
+			t.Errorf("%s: err = %v, want %v", cid, err, want)
+		}
+	}
+}

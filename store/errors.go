@@ -19,6 +19,10 @@ var (
 	// ErrInvalidTransition: the order's status does not allow the change
 	// (for example a report for an order that is already hardened).
 	ErrInvalidTransition = errors.New("invalid status transition")
+	// ErrStale: a create made for the profile's latest revision
+	// (NewOrder.IfLatest) found a newer revision, or another document
+	// under that number; nothing was written.
+	ErrStale = errors.New("profile revision is not the latest")
 	// ErrInvalid: an argument is malformed (empty name, unknown status,
 	// bad cursor ...). The wrapping message names the argument.
 	ErrInvalid = errors.New("invalid argument")

@@ -137,14 +137,15 @@ func (s *Store) createInTx(ctx context.Context, tx querier, n NewOrder) (CreateR
 	}
 	// ON CONFLICT names client_order_id only: a clash on id or
 	// token_sha256 (random values) stays a constraint error.
-	r, err := tx.ExecContext(ctx, `INSERT INTO orders (id, client_order_id, request_sha256, request, status,
-profile_name, profile_revision, user_data, meta_data, network_config, seed_iso, token_sha256, report_key, created_at)
-SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-WHERE EXISTS (SELECT 1 FROM profiles WHERE name = ? AND revision = ?)
-ON CONFLICT (client_order_id) DO NOTHING`,
-		o.ID, o.ClientOrderID, o.RequestSHA256[:], o.Request, string(o.Status),
+	args := []any{o.ID, o.ClientOrderID, o.RequestSHA256[:], o.Request, string(o.Status),
 		o.ProfileName, o.ProfileRevision, o.UserData, o.MetaData, nullBytes(o.NetworkConfig), nullBytes(o.SeedISO),
-		o.TokenHash[:], o.ReportKey, o.CreatedAt.UnixNano(), o.ProfileName, o.ProfileRevision)
+		o.TokenHash[:], o.ReportKey, o.CreatedAt.UnixNano(), o.ProfileName, o.ProfileRevision}
+	q := insertOrder
+	if n.IfLatest {
+		q = insertOrderIfLatest
+		args = append(args, n.ProfileSHA256[:], o.ProfileName)
+	}
+	r, err := tx.ExecContext(ctx, q, args...)
 	if err != nil {
 		return CreateResult{}, fmt.Errorf("insert order %s: %w", o.ID, err)
 	}
@@ -176,14 +177,45 @@ ON CONFLICT (client_order_id) DO NOTHING`,
 	case !errors.Is(err, ErrNotFound):
 		return CreateResult{}, err
 	}
-	if _, err := getProfile(ctx, tx, n.ProfileName, n.ProfileRevision); err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return CreateResult{}, itemError{err}
-		}
+	p, err := getProfile(ctx, tx, n.ProfileName, n.ProfileRevision)
+	switch {
+	case errors.Is(err, ErrNotFound) && n.IfLatest:
+		// A revision that does not exist is not the latest either.
+		return CreateResult{}, itemError{fmt.Errorf("profile %q has no revision %d: %w", n.ProfileName, n.ProfileRevision, ErrStale)}
+	case errors.Is(err, ErrNotFound):
+		return CreateResult{}, itemError{err}
+	case err != nil:
 		return CreateResult{}, err
+	}
+	if n.IfLatest {
+		latest, _, err := latestRevision(ctx, tx, n.ProfileName)
+		if err != nil {
+			return CreateResult{}, err
+		}
+		if latest != n.ProfileRevision || p.SHA256 != n.ProfileSHA256 {
+			return CreateResult{}, itemError{fmt.Errorf("profile %q revision %d (latest %d): %w", n.ProfileName, n.ProfileRevision, latest, ErrStale)}
+		}
 	}
 	return CreateResult{}, fmt.Errorf("insert order %s: no row inserted, none under client_order_id %q", o.ID, n.ClientOrderID)
 }
+
+// insertOrder inserts an order if its profile revision exists and its
+// client_order_id is new (createInTx); insertOrderIfLatest also requires
+// the revision to be the profile's latest, with the given SHA-256
+// (NewOrder.IfLatest): two more arguments, the SHA-256 and the profile name.
+const (
+	insertOrder = `INSERT INTO orders (id, client_order_id, request_sha256, request, status,
+profile_name, profile_revision, user_data, meta_data, network_config, seed_iso, token_sha256, report_key, created_at)
+SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+WHERE EXISTS (SELECT 1 FROM profiles WHERE name = ? AND revision = ?)
+ON CONFLICT (client_order_id) DO NOTHING`
+	insertOrderIfLatest = `INSERT INTO orders (id, client_order_id, request_sha256, request, status,
+profile_name, profile_revision, user_data, meta_data, network_config, seed_iso, token_sha256, report_key, created_at)
+SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+WHERE EXISTS (SELECT 1 FROM profiles p WHERE p.name = ? AND p.revision = ? AND p.sha256 = ?
+  AND p.revision = (SELECT MAX(revision) FROM profiles WHERE name = ?))
+ON CONFLICT (client_order_id) DO NOTHING`
+)
 
 func nullBytes(b []byte) any {
 	if b == nil {

@@ -99,18 +99,24 @@ func (s *Store) GetProfile(ctx context.Context, name string, rev int64) (Profile
 // that keeps revisions it read before (they never change).
 func (s *Store) LatestProfileRevision(ctx context.Context, name string) (rev int64, sum [32]byte, err error) {
 	err = s.one(ctx, readTx, func(q querier) error {
-		var b []byte
-		err := q.QueryRowContext(ctx, `SELECT revision, sha256 FROM profiles WHERE name = ? ORDER BY revision DESC LIMIT 1`, name).Scan(&rev, &b)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("profile %q: %w", name, ErrNotFound)
-		}
-		if err != nil {
-			return fmt.Errorf("read profile %q: %w", name, err)
-		}
-		copy(sum[:], b)
-		return nil
+		var err error
+		rev, sum, err = latestRevision(ctx, q, name)
+		return err
 	})
 	return rev, sum, err
+}
+
+func latestRevision(ctx context.Context, q querier, name string) (rev int64, sum [32]byte, err error) {
+	var b []byte
+	err = q.QueryRowContext(ctx, `SELECT revision, sha256 FROM profiles WHERE name = ? ORDER BY revision DESC LIMIT 1`, name).Scan(&rev, &b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, sum, fmt.Errorf("profile %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return 0, sum, fmt.Errorf("read profile %q: %w", name, err)
+	}
+	copy(sum[:], b)
+	return rev, sum, nil
 }
 
 func getProfile(ctx context.Context, tx querier, name string, rev int64) (Profile, error) {

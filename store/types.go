@@ -103,6 +103,15 @@ type NewOrder struct {
 
 	ProfileName     string
 	ProfileRevision int64 // must exist
+	// IfLatest makes the create conditional: the caller rendered the order
+	// for what it took to be the profile's latest revision without reading
+	// it first, so the order is stored only if ProfileRevision is the
+	// latest revision and its document hashes to ProfileSHA256; otherwise
+	// (a missing revision too) nothing is written and the error is
+	// ErrStale, never ErrNotFound. The check is part of
+	// the INSERT, so no write can come between it and the order.
+	IfLatest      bool
+	ProfileSHA256 [32]byte
 
 	// The bytes served for this order.
 	UserData      []byte
