@@ -126,7 +126,7 @@ func (g *guest) aideInstalled() error {
 func (g *guest) waitAIDEDatabase(ctx context.Context, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
-		out, err := g.run("sudo -n test -s /var/lib/aide/aide.db && systemctl show -p ExecMainStartTimestampMonotonic -p ExecMainExitTimestampMonotonic hardbake-aide-init.service")
+		out, err := g.run("sudo -n test -s /var/lib/aide/aide.db && sudo -n systemctl show -p ExecMainStartTimestampMonotonic -p ExecMainExitTimestampMonotonic hardbake-aide-init.service")
 		if err == nil {
 			var start, exit int64
 			for _, l := range strings.Split(out, "\n") {
@@ -141,7 +141,7 @@ func (g *guest) waitAIDEDatabase(ctx context.Context, limit time.Duration) error
 			return nil
 		}
 		if time.Now().After(deadline) {
-			st, _ := g.run("systemctl status --no-pager hardbake-aide-init.service 2>&1")
+			st, _ := g.run("sudo -n systemctl status --no-pager hardbake-aide-init.service 2>&1")
 			return fmt.Errorf("no AIDE database after %s: %s", limit, lastLines(st, 5))
 		}
 		select {
