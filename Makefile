@@ -62,7 +62,7 @@ e2e: deps build
 # stops after its first boot's checks and the audit (minutes under TCG).
 audit: deps build
 	HARDBAKE_E2E_AUDIT=1 HARDBAKE_E2E_ONLY=$${HARDBAKE_E2E_ONLY:-bookworm-nofw,bookworm-socket,trixie,trixie-baseline} \
-		$(GO) test -tags e2e -count=1 -timeout 120m -v -run TestE2E ./e2e
+		$(GO) test -tags e2e -count=1 -timeout 180m -v -run TestE2E ./e2e
 
 # hardbake_VERSION_ARCH.deb in the repository root (debhelper).
 deb: deps
