@@ -204,17 +204,14 @@ func (s *Store) createInTx(ctx context.Context, tx querier, n NewOrder) (CreateR
 // the revision to be the profile's latest, with the given SHA-256
 // (NewOrder.IfLatest): two more arguments, the SHA-256 and the profile name.
 const (
-	insertOrder = `INSERT INTO orders (id, client_order_id, request_sha256, request, status,
+	insertOrderRow = `INSERT INTO orders (id, client_order_id, request_sha256, request, status,
 profile_name, profile_revision, user_data, meta_data, network_config, seed_iso, token_sha256, report_key, created_at)
 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-WHERE EXISTS (SELECT 1 FROM profiles WHERE name = ? AND revision = ?)
-ON CONFLICT (client_order_id) DO NOTHING`
-	insertOrderIfLatest = `INSERT INTO orders (id, client_order_id, request_sha256, request, status,
-profile_name, profile_revision, user_data, meta_data, network_config, seed_iso, token_sha256, report_key, created_at)
-SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-WHERE EXISTS (SELECT 1 FROM profiles p WHERE p.name = ? AND p.revision = ? AND p.sha256 = ?
-  AND p.revision = (SELECT MAX(revision) FROM profiles WHERE name = ?))
-ON CONFLICT (client_order_id) DO NOTHING`
+`
+	insertOrderOnce     = "\nON CONFLICT (client_order_id) DO NOTHING"
+	insertOrder         = insertOrderRow + `WHERE EXISTS (SELECT 1 FROM profiles WHERE name = ? AND revision = ?)` + insertOrderOnce
+	insertOrderIfLatest = insertOrderRow + `WHERE EXISTS (SELECT 1 FROM profiles p WHERE p.name = ? AND p.revision = ? AND p.sha256 = ?
+  AND p.revision = (SELECT MAX(revision) FROM profiles WHERE name = ?))` + insertOrderOnce
 )
 
 func nullBytes(b []byte) any {
