@@ -711,3 +711,33 @@ func TestOrderLatestRevisionElsewhere(t *testing.T) {
 	elsewhere(passwd, 4)
 	check("el-6", hash, http.StatusCreated, 4, "")
 }
+
+// TestOrderRetryAfterRefusingRevision: a client whose POST timed out asks
+// again after the profile gained a revision that refuses its request. Its
+// order exists, so the retry gets it (200), not the new revision's 422;
+// another body under that client_order_id is still 409, and a new
+// client_order_id with the same fields gets the 422.
+func TestOrderRetryAfterRefusingRevision(t *testing.T) {
+	e := newEnv(t)
+	e.putBaseline()
+	key := sshKey(t)
+	first := e.createOrder(orderBody(t, "rr-1", key, ""))
+	passwd := bytes.Replace(baselineDoc(t), []byte("sudo: nopasswd"), []byte("sudo: password"), 1)
+	want(t, e.op("PUT", "/v1/profiles/baseline", passwd), http.StatusCreated)
+
+	r := e.op("POST", "/v1/orders", orderBody(t, "rr-1", key, ""))
+	want(t, r, http.StatusOK)
+	var again OrderResponse
+	if r.json(t, &again); again.ID != first.ID || again.ProfileRevision != 1 || again.NoCloud == nil || again.NoCloud.URL != first.NoCloud.URL {
+		t.Fatalf("retry: order %s revision %d, want %s revision 1 with its URL", again.ID, again.ProfileRevision, first.ID)
+	}
+	if loc := r.header.Get("Location"); loc != "/v1/orders/"+first.ID {
+		t.Fatalf("retry: Location %q", loc)
+	}
+	want(t, e.op("POST", "/v1/orders", orderBody(t, "rr-1", key, `, "ssh_port": 50022`)), http.StatusConflict)
+	r = e.op("POST", "/v1/orders", orderBody(t, "rr-2", key, ""))
+	want(t, r, http.StatusUnprocessableEntity)
+	if d := r.errBody(t).Diagnostics; len(d) != 1 || d[0].Code != string(config.CodeRequired) {
+		t.Fatalf("new order under revision 2: diagnostics %+v, want one required", d)
+	}
+}

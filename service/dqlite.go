@@ -190,6 +190,12 @@ func (d DQLite) Order(ctx context.Context, id string) (Order, error) {
 	return fromOrder(o, true), mapErr(err)
 }
 
+// OrderByClientOrderID implements Store.
+func (d DQLite) OrderByClientOrderID(ctx context.Context, clientOrderID string) (Order, error) {
+	o, err := d.S.OrderByClientOrderID(ctx, clientOrderID)
+	return fromOrder(o, true), mapErr(err)
+}
+
 // OrderMeta implements Store.
 func (d DQLite) OrderMeta(ctx context.Context, id string) (Order, error) {
 	o, err := d.S.GetOrderMeta(ctx, id)

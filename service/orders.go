@@ -179,7 +179,7 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	no, aerr := s.prepareOrder(r, id, req, body, true)
 	if aerr != nil {
-		return aerr
+		return s.refusedRetry(w, r, req, aerr)
 	}
 	ord, created, err := s.cfg.Store.CreateOrder(r.Context(), *no.order)
 	if errors.Is(err, ErrStale) {
@@ -212,6 +212,34 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) *apiError {
 	resp.Warnings = warnings
 	w.Header().Set("Location", "/v1/orders/"+ord.ID)
 	writeJSON(w, status, resp)
+	return nil
+}
+
+// refusedRetry answers a request that prepareOrder refused with aerr. A
+// refusal (422) can be a retry of an order that was created: its client
+// timed out, and the profile's latest revision, or the service's agents,
+// changed before it asked again. The order exists, so the same request
+// gets it (200), as any retry does, and another request under its
+// client_order_id gets 409; only a client_order_id with no order gets
+// the refusal. The lookup costs a read on refusals alone.
+func (s *Server) refusedRetry(w http.ResponseWriter, r *http.Request, req *OrderRequest, aerr *apiError) *apiError {
+	if aerr.status != http.StatusUnprocessableEntity || !clientOrderIDRE.MatchString(req.ClientOrderID) {
+		return aerr
+	}
+	ord, err := s.cfg.Store.OrderByClientOrderID(r.Context(), req.ClientOrderID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return aerr
+	case err != nil:
+		return storeError(err, "order")
+	}
+	if _, hash := req.canonical(); hash != ord.RequestHash {
+		return errorf(http.StatusConflict, "client_order_id %q is taken by an order with a different request", req.ClientOrderID)
+	}
+	resp := s.orderResponse(ord)
+	resp.Edge = s.edgeView(r.Context(), ord)
+	w.Header().Set("Location", "/v1/orders/"+ord.ID)
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 

@@ -139,6 +139,9 @@ type Store interface {
 	// OrderMeta is Order without the Files (nil): for status checks and
 	// answers that do not carry the files.
 	OrderMeta(ctx context.Context, id string) (Order, error)
+	// OrderByClientOrderID returns the order created under this
+	// client_order_id, with its Files.
+	OrderByClientOrderID(ctx context.Context, clientOrderID string) (Order, error)
 	OrderByTokenHash(ctx context.Context, hash []byte) (Order, error)
 	// Orders lists orders newest first, optionally of one status; cursor
 	// is a Page.Next (ErrInvalid when it is not one).
