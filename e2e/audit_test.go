@@ -92,15 +92,46 @@ func bootLimit() time.Duration {
 
 // fileIntegrity says whether the profile sc boots turns AIDE on.
 func (sc scenario) fileIntegrity() bool {
+	p := sc.builtinProfile()
+	return p != nil && p.System.FileIntegrity
+}
+
+// noCoreDumps: the scenario boots a built-in profile that turns core dumps
+// off.
+func (sc scenario) noCoreDumps() bool {
+	p := sc.builtinProfile()
+	return p != nil && !config.Bool(p.System.CoreDumps, true)
+}
+
+// builtinProfile is the built-in profile the scenario boots, nil if none.
+func (sc scenario) builtinProfile() *config.Profile {
 	if sc.Profile == "" {
-		return false
+		return nil
 	}
 	data, ok := templates.Profile(sc.Profile)
 	if !ok {
-		return false
+		return nil
 	}
 	p, err := config.DecodeProfile(sc.Profile+".yaml", data)
-	return err == nil && p.System.FileIntegrity
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
+// coreDumpsOff: no session can raise its core size limit, the admin's
+// (an SSH login) nor root's (a PAM session through runuser, which applies
+// pam_limits as a login does). pam_limits gives root no wildcard limit,
+// and Debian 13's systemd gives root an unlimited hard one.
+func (g *guest) coreDumpsOff() error {
+	out, err := g.run("echo admin=$(ulimit -Hc) root=$(sudo -n runuser root -c 'ulimit -Hc')")
+	if err != nil {
+		return wrapOut(err, out)
+	}
+	if got := strings.TrimSpace(out); got != "admin=0 root=0" {
+		return fmt.Errorf("hard core size limits %q, want admin=0 root=0", got)
+	}
+	return nil
 }
 
 // aideInstalled: AIDE runs with hardbake's configuration (aide parses it,

@@ -691,6 +691,9 @@ func (g *guest) full(ctx context.Context) {
 	if err := g.sshAudit(ctx); g.sc.crypto() == "modern" {
 		g.res.check("ssh-audit: no [fail], no unexpected [warn]", err)
 	}
+	if g.sc.noCoreDumps() {
+		g.res.check("no core dumps: hard core size limit 0 for the admin and for root", g.coreDumpsOff())
+	}
 	if g.sc.fileIntegrity() {
 		g.res.check("AIDE: hardbake's configuration parses, its units are enabled, no aide-common or mail server", g.aideInstalled())
 	}

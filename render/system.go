@@ -93,7 +93,11 @@ func systemMeasures(p *config.Profile, r *renderer) (*plan.System, error) {
 		file(issueNetPath, 0o644, s.LoginBanner+"\n")
 	}
 	if !config.Bool(s.CoreDumps, true) {
-		file(coreLimitsPath, 0o644, head+": no core dumps.\n* hard core 0\n* soft core 0\n")
+		// root needs lines of its own: pam_limits applies no wildcard
+		// limit to root (limits.conf(5)), and Debian 13's systemd ships
+		// limits.d/10-coredump-debian.conf, which gives root an unlimited
+		// hard limit. This file sorts after it, so its lines win.
+		file(coreLimitsPath, 0o644, head+": no core dumps.\n* hard core 0\n* soft core 0\nroot hard core 0\nroot soft core 0\n")
 		file(coreProfilePath, 0o644, head+": no core dumps from login shells.\nulimit -c 0\n")
 		file(coredumpConfPath, 0o644, head+": systemd-coredump keeps nothing.\n[Coredump]\nStorage=none\nProcessSizeMax=0\n")
 	}
