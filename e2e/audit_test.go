@@ -103,6 +103,29 @@ func (sc scenario) noCoreDumps() bool {
 	return p != nil && !config.Bool(p.System.CoreDumps, true)
 }
 
+// hidesProcesses: the scenario boots a built-in profile that mounts /proc
+// with hidepid.
+func (sc scenario) hidesProcesses() bool {
+	p := sc.builtinProfile()
+	return p != nil && p.System.HideProcesses
+}
+
+// processesHidden: /proc is mounted with hidepid, so the admin cannot see
+// PID 1 while root (through sudo) can.
+func (g *guest) processesHidden() error {
+	out, err := g.run("grep '^proc /proc ' /proc/mounts; test -e /proc/1 && echo admin-sees-pid1; sudo -n test -e /proc/1 && echo root-sees-pid1")
+	if err != nil {
+		return wrapOut(err, out)
+	}
+	if !strings.Contains(out, "hidepid=invisible") && !strings.Contains(out, "hidepid=2") {
+		return fmt.Errorf("/proc mounted without hidepid: %q", strings.TrimSpace(out))
+	}
+	if strings.Contains(out, "admin-sees-pid1") || !strings.Contains(out, "root-sees-pid1") {
+		return fmt.Errorf("want PID 1 hidden from the admin and visible to root: %q", strings.TrimSpace(out))
+	}
+	return nil
+}
+
 // builtinProfile is the built-in profile the scenario boots, nil if none.
 func (sc scenario) builtinProfile() *config.Profile {
 	if sc.Profile == "" {

@@ -694,6 +694,9 @@ func (g *guest) full(ctx context.Context) {
 	if g.sc.noCoreDumps() {
 		g.res.check("no core dumps: hard core size limit 0 for the admin and for root", g.coreDumpsOff())
 	}
+	if g.sc.hidesProcesses() {
+		g.res.check("/proc hidepid: the admin sees only its own processes, root all", g.processesHidden())
+	}
 	if g.sc.fileIntegrity() {
 		g.res.check("AIDE: hardbake's configuration parses, its units are enabled, no aide-common or mail server", g.aideInstalled())
 	}
@@ -711,6 +714,9 @@ func (g *guest) full(ctx context.Context) {
 	g.res.check("after reboot: host key unchanged", sameKey(firstKey, g.hostKey))
 	if g.sc.Image == noFirewallToolImage {
 		g.noFirewallToolAfterReboot()
+	}
+	if g.sc.hidesProcesses() {
+		g.res.check("after reboot: /proc hidepid (systemd-remount-fs applied fstab)", g.processesHidden())
 	}
 	// The ban last: it locks this client out, so it stays in place and is
 	// proven from inside through qemu-guest-agent, as the machine stops

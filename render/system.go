@@ -25,7 +25,14 @@ const (
 	aideTimerPath    = "/etc/systemd/system/" + aideCheckTimer
 	aidePinPath      = "/etc/apt/preferences.d/hardbake-aide"
 	loginDefsPath    = "/etc/login.defs"
+	fstabPath        = "/etc/fstab"
 )
+
+// procFstabOptions is /proc's line in /etc/fstab under hideProcesses
+// (minus its first field, "proc", the key the agent sets it by).
+// hidepid=2 rather than its newer name, invisible, which kernels before
+// 5.8 refuse; newer ones show it as invisible in /proc/mounts.
+const procFstabOptions = "/proc proc defaults,hidepid=2 0 0"
 
 // rareModules are kernel modules a VPS never needs: filesystems of flash
 // and other operating systems (vfat and iso9660 stay: EFI system
@@ -138,6 +145,12 @@ func systemMeasures(p *config.Profile, r *renderer) (*plan.System, error) {
 			r.file(aideInitPath, 0o644, "aide-init.service.tmpl", profileOnly{name}),
 			r.file(aideCheckPath, 0o644, "aide-check.service.tmpl", profileOnly{name}),
 			r.file(aideTimerPath, 0o644, "aide-check.timer.tmpl", profileOnly{name}))
+	}
+	if s.HideProcesses {
+		// systemd-remount-fs applies an API file system's fstab options
+		// at every boot; cloud-init's runcmd remounts /proc once at first
+		// boot (cloudConfig).
+		sys.Settings = append(sys.Settings, plan.Setting{Path: fstabPath, Key: "proc", Value: procFstabOptions})
 	}
 	// AppArmor has no service to prove here: the package loads its
 	// profiles when it is installed, and apparmor.service (enabled by the

@@ -111,6 +111,11 @@ func userData(p *config.Profile, m *config.Machine, a Agent, planJSON []byte, di
 	if p.System.FileIntegrity {
 		cc.Runcmd = append(cc.Runcmd, []string{"systemctl", "enable", "--now", "--no-block", aideInitUnit, aideCheckTimer})
 	}
+	if p.System.HideProcesses {
+		// The agent put /proc's hidepid option in fstab in its early
+		// stage; mount reads it from there.
+		cc.Runcmd = append(cc.Runcmd, []string{"mount", "-o", "remount", "/proc"})
+	}
 
 	// The agent's launcher is the first bootcmd entry: it runs before sshd
 	// starts. Data travels as arguments, never spliced into the script.
