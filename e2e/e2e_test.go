@@ -707,7 +707,7 @@ func (g *guest) full(ctx context.Context) {
 
 	firstKey := g.hostKey
 	g.reboot(ctx)
-	if !g.res.check("after reboot: key login on the new port + sudo", g.login(ctx, g.port, loginTimeout)) {
+	if !g.res.check("after reboot: key login on the new port + sudo", g.login(ctx, g.port, rebootTimeout)) {
 		return
 	}
 	g.collect("-reboot")

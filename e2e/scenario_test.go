@@ -404,5 +404,10 @@ const (
 	// profiles took 5–10 minutes here beside a second guest.
 	bootTimeout  = 20 * time.Minute
 	loginTimeout = 3 * time.Minute
-	cmdTimeout   = 2 * time.Minute
+	// rebootTimeout bounds the login after a reboot: from the kernel's
+	// start, networking's DHCP and cloud-init's init stage come before
+	// sshd, and with four guests on two cores (a CI run beside an audit)
+	// networking.service alone took two minutes.
+	rebootTimeout = 8 * time.Minute
+	cmdTimeout    = 2 * time.Minute
 )
