@@ -207,12 +207,17 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) *apiError {
 			warnings = append(warnings, fmt.Sprintf("the edge apply queue is full: POST /v1/orders/%s/edge/apply later", ord.ID))
 		}
 	}
+	s.writeOrder(w, r, ord, status, warnings)
+	return nil
+}
+
+// writeOrder answers with ord as the API shows it, and its Location.
+func (s *Server) writeOrder(w http.ResponseWriter, r *http.Request, ord Order, status int, warnings []string) {
 	resp := s.orderResponse(ord)
 	resp.Edge = s.edgeView(r.Context(), ord)
 	resp.Warnings = warnings
 	w.Header().Set("Location", "/v1/orders/"+ord.ID)
 	writeJSON(w, status, resp)
-	return nil
 }
 
 // refusedRetry answers a request that prepareOrder refused with aerr. A
@@ -236,10 +241,7 @@ func (s *Server) refusedRetry(w http.ResponseWriter, r *http.Request, req *Order
 	if _, hash := req.canonical(); hash != ord.RequestHash {
 		return errorf(http.StatusConflict, "client_order_id %q is taken by an order with a different request", req.ClientOrderID)
 	}
-	resp := s.orderResponse(ord)
-	resp.Edge = s.edgeView(r.Context(), ord)
-	w.Header().Set("Location", "/v1/orders/"+ord.ID)
-	writeJSON(w, http.StatusOK, resp)
+	s.writeOrder(w, r, ord, http.StatusOK, nil)
 	return nil
 }
 
