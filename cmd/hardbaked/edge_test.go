@@ -29,9 +29,12 @@ func TestServeEdge(t *testing.T) {
 	if err := os.WriteFile(creds, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	listen := freePort(t)
+	listen, dqliteAddr := freePort(t), freePort(t)
+	for dqliteAddr == listen { // a port just closed can come back at once
+		dqliteAddr = freePort(t)
+	}
 	p := start(t, "serve", "--data-dir", filepath.Join(t.TempDir(), "state"), "--listen", listen, "--api-token-file", tokenFile,
-		"--agent-dir", agentDir, "--dqlite-address", freePort(t), "--edge-credentials", creds)
+		"--agent-dir", agentDir, "--dqlite-address", dqliteAddr, "--edge-credentials", creds)
 	p.waitHealthy(t, listen)
 
 	prof, _ := templates.Profile("baseline")
