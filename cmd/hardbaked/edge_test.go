@@ -29,10 +29,8 @@ func TestServeEdge(t *testing.T) {
 	if err := os.WriteFile(creds, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	listen, dqliteAddr := freePort(t), freePort(t)
-	for dqliteAddr == listen { // a port just closed can come back at once
-		dqliteAddr = freePort(t)
-	}
+	ports := freePorts(t, 2)
+	listen, dqliteAddr := ports[0], ports[1]
 	p := start(t, "serve", "--data-dir", filepath.Join(t.TempDir(), "state"), "--listen", listen, "--api-token-file", tokenFile,
 		"--agent-dir", agentDir, "--dqlite-address", dqliteAddr, "--edge-credentials", creds)
 	p.waitHealthy(t, listen)

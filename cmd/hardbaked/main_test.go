@@ -49,12 +49,23 @@ func TestMain(m *testing.M) {
 const token = "process-test-token-0123456789abcdef"
 
 func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freePorts(t, 1)[0]
+}
+
+// freePorts returns n distinct free addresses on 127.0.0.1. The listeners
+// stay open until all are picked: a port just closed can come back at once,
+// and a process given the same port twice fails to start.
+func freePorts(t *testing.T, n int) []string {
+	addrs := make([]string, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		addrs = append(addrs, l.Addr().String())
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addrs
 }
 
 // setup makes a token file and an agent dir; it returns their paths.
@@ -189,14 +200,15 @@ func TestServeStopRestart(t *testing.T) {
 func testServeStopRestart(t *testing.T, tcp bool) {
 	tokenFile, agentDir := setup(t)
 	data := filepath.Join(t.TempDir(), "state")
-	listen := freePort(t)
+	ports := freePorts(t, 3) // API, dqlite, the restarted API
+	listen := ports[0]
 	args := []string{"serve", "--data-dir", data, "--listen", listen, "--api-token-file", tokenFile, "--agent-dir", agentDir}
 	wantAddr, err := store.LocalAddress(filepath.Join(data, "dqlite"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tcp {
-		wantAddr = freePort(t)
+		wantAddr = ports[1]
 		args = append(args, "--dqlite-address", wantAddr)
 	}
 	p := start(t, args...)
@@ -248,7 +260,7 @@ func testServeStopRestart(t *testing.T, tcp bool) {
 	}
 
 	// Restart on the same directory (the node remembers its address).
-	listen = freePort(t)
+	listen = ports[2]
 	p2 := start(t, "serve", "--data-dir", data, "--listen", listen, "--api-token-file", tokenFile, "--agent-dir", agentDir)
 	p2.waitHealthy(t, listen)
 	for i, o := range acked {
