@@ -171,6 +171,7 @@ type System struct {
 	PasswordQuality  bool   `yaml:"passwordQuality" doc:"Strength checks for every password set on the machine (libpam-pwquality) and more hashing rounds (login.defs SHA_CRYPT rounds); a per-user /tmp for PAM sessions (libpam-tmpdir)." default:"false"`
 	Audit            bool   `yaml:"audit" doc:"Audit and accounting: auditd with rules for identity, sudo, SSH, firewall and module changes, and process accounting (acct)." default:"false"`
 	FileIntegrity    bool   `yaml:"fileIntegrity" doc:"File integrity monitoring with AIDE: its database is built once in the background after first boot (idle priority), then checked daily." default:"false"`
+	PackageIntegrity bool   `yaml:"packageIntegrity" doc:"Check the installed packages' files against their checksums every week with debsums (hardbake-debsums-check.timer: cloud images have no cron). A changed or missing file fails the unit and its journal names it; configuration files are left out, the hardening changes them." default:"false"`
 	HideProcesses    bool   `yaml:"hideProcesses" doc:"Mount /proc with hidepid=2 (/etc/fstab, applied at once and at every boot by systemd-remount-fs): users other than root see only their own processes. A monitoring agent that lists every process must then run as root." default:"false"`
 	AppArmor         bool   `yaml:"apparmor" doc:"Install AppArmor's userspace so the kernel's mandatory access control loads the profiles packages ship." default:"false"`
 }

@@ -96,6 +96,13 @@ func (sc scenario) fileIntegrity() bool {
 	return p != nil && p.System.FileIntegrity
 }
 
+// packageIntegrity says whether the profile sc boots turns debsums' weekly
+// check on.
+func (sc scenario) packageIntegrity() bool {
+	p := sc.builtinProfile()
+	return p != nil && p.System.PackageIntegrity
+}
+
 // noCoreDumps: the scenario boots a built-in profile that turns core dumps
 // off.
 func (sc scenario) noCoreDumps() bool {
@@ -170,6 +177,23 @@ func (g *guest) aideInstalled() error {
 		if f := strings.Fields(l); len(f) == 2 && strings.HasPrefix(f[1], "ii") {
 			return fmt.Errorf("%s is installed", f[0])
 		}
+	}
+	return nil
+}
+
+// debsumsCheck: the weekly debsums timer is enabled, and its unit, started
+// now, passes: on a freshly hardened machine no package file differs from
+// its checksum (a false alarm here would fail every machine's unit weekly).
+func (g *guest) debsumsCheck(ctx context.Context) error {
+	if out, err := g.run("sudo -n systemctl is-enabled hardbake-debsums-check.timer"); err != nil {
+		return fmt.Errorf("timer: %w: %s", err, lastLines(out, 3))
+	}
+	start := time.Now()
+	out, err := verify.Exec(ctx, g.client, "sudo -n systemctl start hardbake-debsums-check.service", 15*time.Minute)
+	g.s.lg.Printf("%s: hardbake-debsums-check.service ran %s", g.sc.Name, time.Since(start).Round(time.Second))
+	if err != nil {
+		st, _ := g.run("sudo -n journalctl --no-pager -n 20 -u hardbake-debsums-check.service 2>&1")
+		return fmt.Errorf("check unit: %w: %s\n%s", err, out, lastLines(st, 20))
 	}
 	return nil
 }

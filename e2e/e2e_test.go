@@ -776,6 +776,9 @@ func (g *guest) full(ctx context.Context) {
 	if g.sc.fileIntegrity() {
 		g.res.check("AIDE: hardbake's configuration parses, its units are enabled, no aide-common or mail server", g.aideInstalled())
 	}
+	if g.sc.packageIntegrity() {
+		g.res.check("debsums: the weekly check's timer is enabled and a run of its unit passes", g.debsumsCheck(ctx))
+	}
 	if auditMode() && g.sc.Profile != "" {
 		g.lynisAudit(ctx)
 		return

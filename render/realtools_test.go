@@ -337,3 +337,85 @@ func TestAIDEConfigAndUnits(t *testing.T) {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
+
+// TestDebsumsCheckUnits runs the command of strict's debsums check unit,
+// pointed at a one-package dpkg database of the test's own: it passes on
+// untouched files and fails (exit 2, which fails the unit) naming a changed
+// or a missing one. systemd-analyze accepts both units.
+func TestDebsumsCheckUnits(t *testing.T) {
+	testtool.Require(t, "debsums")
+	analyze := testtool.Require(t, "systemd-analyze")
+	res := compileExample(t, "strict", "web-order.yaml", fakeAgent)
+	dir := t.TempDir()
+	units := filepath.Join(dir, "units")
+	if err := os.Mkdir(units, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	var execStart []string
+	for _, f := range res.Plan.System.Files {
+		if filepath.Dir(f.Path) != "/etc/systemd/system" || !strings.HasPrefix(filepath.Base(f.Path), "hardbake-debsums-") {
+			continue
+		}
+		p := filepath.Join(units, filepath.Base(f.Path))
+		if err := os.WriteFile(p, []byte(f.Content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+		for _, line := range strings.Split(f.Content, "\n") {
+			if cmd, ok := strings.CutPrefix(line, "ExecStart="); ok {
+				execStart = strings.Fields(cmd)
+			}
+		}
+	}
+	if len(paths) != 2 || execStart == nil {
+		t.Fatalf("want strict's debsums service and timer with an ExecStart, got %v, ExecStart %q", paths, execStart)
+	}
+	if out, err := exec.Command(analyze, append([]string{"verify"}, paths...)...).CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+
+	root := filepath.Join(dir, "root")
+	pkgFile := filepath.Join(root, "usr/share/hbtest/file")
+	write := func(path, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(pkgFile, "hello\n")
+	info := filepath.Join(root, "var/lib/dpkg/info")
+	write(filepath.Join(root, "var/lib/dpkg/status"), "Package: hbtest\nStatus: install ok installed\nArchitecture: all\nVersion: 1.0\nMaintainer: hardbake tests <tests@hardbake.invalid>\nDescription: test package\n\n")
+	write(filepath.Join(info, "hbtest.list"), "/.\n/usr\n/usr/share\n/usr/share/hbtest\n/usr/share/hbtest/file\n")
+	write(filepath.Join(info, "hbtest.md5sums"), "b1946ac92492d2347c6235b4d2611184  usr/share/hbtest/file\n") // md5("hello\n")
+
+	check := func() (string, int) {
+		t.Helper()
+		out, err := exec.Command(execStart[0], append(execStart[1:], "--root="+root)...).CombinedOutput()
+		var exit *exec.ExitError
+		switch {
+		case err == nil:
+			return string(out), 0
+		case errors.As(err, &exit):
+			return string(out), exit.ExitCode()
+		}
+		t.Fatalf("%s: %v", strings.Join(execStart, " "), err)
+		return "", 0
+	}
+	if out, code := check(); code != 0 {
+		t.Fatalf("untouched files: exit %d, want 0\n%s", code, out)
+	}
+	write(pkgFile, "changed\n")
+	if out, code := check(); code != 2 || !strings.Contains(out, pkgFile) {
+		t.Fatalf("changed file: exit %d, want 2 naming %s\n%s", code, pkgFile, out)
+	}
+	if err := os.Remove(pkgFile); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := check(); code != 2 || !strings.Contains(out, pkgFile) {
+		t.Fatalf("missing file: exit %d, want 2 naming %s\n%s", code, pkgFile, out)
+	}
+}

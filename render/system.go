@@ -24,6 +24,8 @@ const (
 	aideCheckPath    = "/etc/systemd/system/hardbake-aide-check.service"
 	aideTimerPath    = "/etc/systemd/system/" + aideCheckTimer
 	aidePinPath      = "/etc/apt/preferences.d/hardbake-aide"
+	debsumsCheckPath = "/etc/systemd/system/hardbake-debsums-check.service"
+	debsumsTimerPath = "/etc/systemd/system/" + debsumsCheckTimer
 	loginDefsPath    = "/etc/login.defs"
 	fstabPath        = "/etc/fstab"
 )
@@ -62,6 +64,9 @@ func systemPackages(s config.System) []string {
 		// aidePin (see there).
 		pkgs = append(pkgs, "aide")
 	}
+	if s.PackageIntegrity {
+		pkgs = append(pkgs, "debsums")
+	}
 	if s.AppArmor {
 		pkgs = append(pkgs, "apparmor")
 	}
@@ -74,6 +79,12 @@ const (
 	aideInitUnit   = "hardbake-aide-init.service"
 	aideCheckTimer = "hardbake-aide-check.timer"
 )
+
+// debsumsCheckTimer is enabled by cloud-init's runcmd once debsums is
+// installed. debsums' own schedule is a cron job (CRON_CHECK in
+// /etc/default/debsums), and cloud images have no cron: without a timer
+// of hardbake's the check would never run.
+const debsumsCheckTimer = "hardbake-debsums-check.timer"
 
 // aidePin keeps aide-common off the machine. hardbake brings its own AIDE
 // configuration and units; aide-common's postinst registers some 200
@@ -145,6 +156,11 @@ func systemMeasures(p *config.Profile, r *renderer) (*plan.System, error) {
 			r.file(aideInitPath, 0o644, "aide-init.service.tmpl", profileOnly{name}),
 			r.file(aideCheckPath, 0o644, "aide-check.service.tmpl", profileOnly{name}),
 			r.file(aideTimerPath, 0o644, "aide-check.timer.tmpl", profileOnly{name}))
+	}
+	if s.PackageIntegrity {
+		sys.Files = append(sys.Files,
+			r.file(debsumsCheckPath, 0o644, "debsums-check.service.tmpl", profileOnly{name}),
+			r.file(debsumsTimerPath, 0o644, "debsums-check.timer.tmpl", profileOnly{name}))
 	}
 	if s.HideProcesses {
 		// systemd-remount-fs applies an API file system's fstab options

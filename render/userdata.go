@@ -111,6 +111,9 @@ func userData(p *config.Profile, m *config.Machine, a Agent, planJSON []byte, di
 	if p.System.FileIntegrity {
 		cc.Runcmd = append(cc.Runcmd, []string{"systemctl", "enable", "--now", "--no-block", aideInitUnit, aideCheckTimer})
 	}
+	if p.System.PackageIntegrity {
+		cc.Runcmd = append(cc.Runcmd, []string{"systemctl", "enable", "--now", "--no-block", debsumsCheckTimer})
+	}
 	if p.System.HideProcesses {
 		// The agent put /proc's hidepid option in fstab in its early
 		// stage; mount reads it from there.
